@@ -1,0 +1,359 @@
+"""Datasets: a registry of named datasets read through Hugging Face ``datasets``, decoded once into a uint8 cache.
+
+A data root (``PROGBENCH_DATA`` or ``--data-root``) holding hub-layout folders is searched before the hub, so the
+suite runs offline. Decoded images are kept as one NHWC uint8 array per split on disk; in memory a split is a uint8
+tensor, and augmentation runs batched in torch on the training device (no per-image PIL work while training).
+A fixed validation split (the same for every run and seed) is carved from train; test is never used for choices.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import UserError
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+VAL_CARVE_SEED = 20240101  # fixed: the validation carve never depends on a run's seed
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a named dataset lives and how its columns are called."""
+    hub_id: str | None
+    local_dirs: tuple[str, ...]  # relative to the data root, hub (parquet) layout; first found wins
+    splits: dict  # our split name ("train", "test") -> the dataset's split name
+    image_column: str
+    label_column: str
+    num_classes: int
+    native_size: int | None
+    mean: tuple
+    std: tuple
+    image_folder_dirs: tuple[str, ...] = ()  # alternative ImageFolder layout (root/<split>/<class>/<image>)
+
+
+REGISTRY: dict[str, Source] = {
+    "cifar10": Source("uoft-cs/cifar10", ("cifar10/plain_text", "cifar10"), {"train": "train", "test": "test"},
+                      "img", "label", 10, 32, CIFAR_MEAN, CIFAR_STD),
+    # The 10-class ImageNet-1K subset; the local copy is 128 px (see its README). Its "validation" split is our test.
+    "imagenette": Source(None, ("imagenette/128px", "imagenette"), {"train": "train", "test": "validation"},
+                         "image", "label", 10, 128, IMAGENET_MEAN, IMAGENET_STD),
+    # A user's local ImageNet-1K (hub parquet layout or ImageFolder); subsets via `classes` and `per_class`.
+    "imagenet1k": Source("ILSVRC/imagenet-1k", ("imagenet-1k/data", "imagenet-1k", "imagenet1k"),
+                         {"train": "train", "test": "validation"}, "image", "label", 1000, None,
+                         IMAGENET_MEAN, IMAGENET_STD, image_folder_dirs=("imagenet", "imagenet-1k", "ILSVRC2012")),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a run trains and tests on; part of the run's spec (and so of its id)."""
+    name: str
+    image_size: int | None = None  # resize at decode time; None keeps the native size
+    val_per_class: int = 500  # carved from train
+    train_per_class: int | None = None  # None: all that remain after the carve
+    test_per_class: int | None = None  # None: the whole test split
+    classes: tuple | None = None  # imagenet1k subsets: class indices or wnids
+    per_class: int | None = None  # imagenet1k subsets: images per class taken from train before the carve
+
+    @classmethod
+    def from_dict(cls, d: dict | str) -> "DatasetSpec":
+        if isinstance(d, str):
+            d = {"name": d}
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"dataset: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        d = dict(d)
+        if d.get("classes") is not None:
+            d["classes"] = tuple(d["classes"])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @property
+    def source(self) -> Source:
+        if self.name not in REGISTRY:
+            raise UserError(f"unknown dataset {self.name!r}; known datasets: {', '.join(REGISTRY)}")
+        return REGISTRY[self.name]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else self.source.num_classes
+
+    @property
+    def resolution(self) -> int:
+        size = self.image_size or self.source.native_size
+        if size is None:
+            raise UserError(f"dataset {self.name}: set image_size (its images have no single native size)")
+        return size
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8, N x 3 x H x W (channels-last strides: the NHWC cache viewed as NCHW)
+    labels: torch.Tensor  # int64, N
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Data:
+    spec: DatasetSpec
+    train: Split
+    val: Split
+    test: Split
+    mean: tuple = field(default=CIFAR_MEAN)
+    std: tuple = field(default=CIFAR_STD)
+
+
+def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
+    root = explicit or os.environ.get("PROGBENCH_DATA")
+    return Path(root).expanduser() if root else None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PROGBENCH_CACHE", Path.home() / ".cache" / "progbench")).expanduser()
+
+
+def _find_local(source: Source, name: str, root: Path | None) -> tuple[str, Path] | None:
+    if root is None:
+        return None
+    if not root.is_dir():
+        raise UserError(f"data root {root} does not exist; point PROGBENCH_DATA or --data-root at the folder that "
+                        f"holds the dataset folders (e.g. ../shared/data)")
+    for rel in source.local_dirs:
+        d = root / rel
+        if d.is_dir() and any(d.glob(f"{source.splits['train']}-*.parquet")):
+            return "parquet", d
+    for rel in source.image_folder_dirs:
+        d = root / rel
+        if (d / source.splits["train"]).is_dir() or (d / "train").is_dir():
+            return "imagefolder", d
+    return None
+
+
+def _load_split(spec: DatasetSpec, split: str, root: Path | None):
+    """The raw ``datasets.Dataset`` of one split, local copy first, then the hub."""
+    import datasets
+
+    source = spec.source
+    found = _find_local(source, spec.name, root)
+    hf_split = source.splits[split]
+    if found is not None:
+        kind, d = found
+        if kind == "parquet":
+            files = sorted(str(p) for p in d.glob(f"{hf_split}-*.parquet"))
+            if not files:
+                raise UserError(f"dataset {spec.name}: {d} has no {hf_split}-*.parquet files; expected the Hugging "
+                                f"Face hub layout ({hf_split}-00000-of-0000N.parquet)")
+            return datasets.load_dataset("parquet", data_files={hf_split: files}, split=hf_split), f"{d}:{hf_split}"
+        folder = d / hf_split if (d / hf_split).is_dir() else d / split
+        return datasets.load_dataset("imagefolder", data_dir=str(folder), split="train"), f"{folder}"
+    where = f"under the data root {root}" if root else "(no data root set: PROGBENCH_DATA / --data-root)"
+    expected = " or ".join(str(Path("<root>") / rel) for rel in source.local_dirs)
+    if source.hub_id is None or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        raise UserError(f"dataset {spec.name} not found {where}: expected hub-layout parquet files in {expected}; "
+                        f"set PROGBENCH_DATA or --data-root to the folder holding them")
+    try:
+        return datasets.load_dataset(source.hub_id, split=hf_split), f"hub:{source.hub_id}:{hf_split}"
+    except Exception as exc:  # offline, gated, or a typo in the hub id
+        raise UserError(f"dataset {spec.name} not found {where} and the hub copy {source.hub_id} could not be "
+                        f"loaded ({type(exc).__name__}); put it in hub layout at {expected}") from None
+
+
+def _fingerprint(ds) -> str:
+    files = [f["filename"] for f in getattr(ds, "cache_files", [])]
+    parts = [f"{Path(f).name}:{os.path.getsize(f)}" for f in files if os.path.exists(f)] or [str(len(ds))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def _decode(ds, source: Source, size: int, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+    from tqdm import tqdm
+
+    image_column = source.image_column if source.image_column in ds.column_names else "image"
+    n = len(ds)
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    labels = np.asarray(ds[label_column], dtype=np.int64)
+    step = 1000
+    for start in tqdm(range(0, n, step), desc=f"decoding {n} images", unit_scale=step, leave=False):
+        for i, img in enumerate(ds[start:start + step][image_column]):
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BICUBIC)
+            images[start + i] = np.asarray(img)
+    return images, labels
+
+
+def decoded_split(spec: DatasetSpec, split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The whole split decoded at ``spec.resolution`` as (NHWC uint8, labels), cached on disk after the first call."""
+    ds, origin = _load_split(spec, split, root)
+    source = spec.source
+    label_column = source.label_column if source.label_column in ds.column_names else "label"
+    missing = {c for c in (label_column,) if c not in ds.column_names}
+    if missing or not ({source.image_column, "image"} & set(ds.column_names)):
+        raise UserError(f"dataset {spec.name} at {origin}: columns {ds.column_names} lack the image/label columns "
+                        f"{source.image_column!r}/{source.label_column!r}; is this the right folder?")
+    key = f"{spec.name}-{split}-{spec.resolution}px-{_fingerprint(ds)}"
+    path = cache_root() / f"{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                return z["images"], z["labels"]
+        except Exception:  # a torn or corrupt cache file is rebuilt, never trusted
+            path.unlink()
+    images, labels = _decode(ds, source, spec.resolution, label_column)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, images=images, labels=labels)
+    os.replace(tmp, path)
+    return images, labels
+
+
+def _per_class(labels: np.ndarray, classes: np.ndarray, count: int | None, rng: np.random.Generator,
+               exclude: np.ndarray | None = None) -> np.ndarray:
+    """Indices of ``count`` examples of each class (all when None), drawn with ``rng``, in ascending order."""
+    chosen = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        if exclude is not None:
+            idx = np.setdiff1d(idx, exclude)
+        if count is not None:
+            if len(idx) < count:
+                raise UserError(f"class {c} has only {len(idx)} examples, fewer than the {count} asked for")
+            idx = rng.choice(idx, size=count, replace=False)
+        chosen.append(idx)
+    return np.sort(np.concatenate(chosen))
+
+
+def _class_ids(spec: DatasetSpec, root: Path | None) -> np.ndarray | None:
+    if not spec.classes:
+        return None
+    if all(isinstance(c, int) for c in spec.classes):
+        return np.asarray(spec.classes)
+    ds, _ = _load_split(spec, "train", root)  # wnids: map through the ClassLabel names
+    names = ds.features[spec.source.label_column].names
+    missing = [c for c in spec.classes if c not in names]
+    if missing:
+        raise UserError(f"dataset {spec.name}: unknown classes {missing[:5]}; use class indices or names from the "
+                        f"dataset's label feature")
+    return np.asarray([names.index(c) for c in spec.classes])
+
+
+def load(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Data:
+    """Train (minus the carve), val (the carve) and test splits of ``spec`` as uint8 tensors."""
+    root_path = data_root(root)
+    train_x, train_y = decoded_split(spec, "train", root_path)
+    test_x, test_y = decoded_split(spec, "test", root_path)
+    class_ids = _class_ids(spec, root_path)
+    classes = class_ids if class_ids is not None else np.arange(spec.source.num_classes)
+    rng = np.random.default_rng(VAL_CARVE_SEED)
+    pool = _per_class(train_y, classes, spec.per_class, rng) if spec.per_class else None
+    labels_pool = train_y if pool is None else np.full_like(train_y, -1)
+    if pool is not None:
+        labels_pool[pool] = train_y[pool]
+    val_idx = _per_class(labels_pool, classes, spec.val_per_class, rng)
+    train_idx = _per_class(labels_pool, classes, spec.train_per_class, rng, exclude=val_idx)
+    test_idx = _per_class(test_y, classes, spec.test_per_class, np.random.default_rng(VAL_CARVE_SEED + 1))
+    remap = None
+    if class_ids is not None:  # subsets are relabelled 0..k-1 in the order given
+        remap = np.full(max(int(train_y.max()), int(test_y.max())) + 1, -1)
+        remap[class_ids] = np.arange(len(class_ids))
+
+    def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
+        labels = y[idx] if remap is None else remap[y[idx]]
+        return Split(torch.from_numpy(x[idx]).permute(0, 3, 1, 2), torch.from_numpy(labels))
+
+    source = spec.source
+    return Data(spec, split(train_x, train_y, train_idx), split(train_x, train_y, val_idx),
+                split(test_x, test_y, test_idx), source.mean, source.std)
+
+
+# --- batched augmentation on the training device -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    crop_padding: int = 4  # random crop after padding by this many pixels (0: off)
+    padding_mode: str = "reflect"
+    flip: bool = True
+    rotation: float = 0.0  # max degrees, uniform in [-rotation, rotation] (0: off)
+    resize: int | None = None  # train/eval at this size (e.g. CIFAR at 224 for the paper ViT)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "AugmentSpec":
+        d = d or {}
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"augment: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+
+class Preprocess:
+    """uint8 batch -> normalised float batch; with ``train=True`` also the random augmentation, all batched."""
+
+    def __init__(self, mean, std, augment: AugmentSpec, device: torch.device):
+        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1) * 255
+        self.augment = augment
+        self.device = device
+
+    def __call__(self, images: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True)
+        if train:
+            x = self._augment(x, generator)
+        x = (x.float() - self.mean) / self.std
+        if self.augment.resize and x.shape[-1] != self.augment.resize:
+            x = F.interpolate(x, size=self.augment.resize, mode="bilinear", align_corners=False)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def _augment(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        a = self.augment
+        b, _, h, w = x.shape
+        if a.crop_padding:
+            p = a.crop_padding
+            padded = F.pad(x.float(), (p, p, p, p), mode=a.padding_mode).to(torch.uint8)
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=g, device=g.device if g else None).to(x.device)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=g, device=g.device if g else None).to(x.device)
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            x = padded[torch.arange(b, device=x.device)[:, None, None, None],
+                       torch.arange(3, device=x.device)[None, :, None, None], rows, cols]
+        if a.flip:
+            flip = torch.rand(b, generator=g, device=g.device if g else None).to(x.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if a.rotation:
+            angle = (torch.rand(b, generator=g, device=g.device if g else None).to(x.device) * 2 - 1)
+            angle = angle * math.radians(a.rotation)
+            cos, sin = angle.cos(), angle.sin()
+            theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
+                                 torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection",
+                              align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        return x
+
+
+def batches(split: Split, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+            drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(indices, uint8 images, labels) batches of an in-memory split."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        idx = order[start:start + batch_size]
+        yield idx, split.images[idx], split.labels[idx]
+
+
+def describe(spec: DatasetSpec) -> str:
+    return json.dumps(spec.to_dict(), sort_keys=True)

@@ -1,0 +1,180 @@
+"""The harness's evaluation of an operating point; every method's points are measured the same way here.
+
+Accuracy (top-1, top-5 on test, top-1 on val), params, FLOPs per image (``torch.utils.flop_counter``), bytes of
+weights (safetensors), load time (read + build, median of repeated trials), first-inference latency, steady-state
+latency (``torch.utils.benchmark``) and peak memory of one inference.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils import benchmark
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import data as datamod
+from .protocol import OperatingPoint
+from .train import autocast
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    load_trials: int = 7
+    latency_min_run_time_s: float = 0.3
+    batch_size: int = 500
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def flops_per_image(model: nn.Module, image: torch.Tensor) -> int:
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(image)
+    return int(counter.get_total_flops())
+
+
+def save_weights(model: nn.Module, path: Path) -> int:
+    """The point's state dict as one safetensors file (shared tensors stored once); returns its size in bytes."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    seen: dict[int, str] = {}
+    unique = {}
+    for k, v in state.items():  # safetensors refuses aliased tensors; the loader re-ties them through the module
+        key = (v.data_ptr(), v.numel(), v.dtype)
+        if v.numel() and key in seen:
+            continue
+        seen[key] = k
+        unique[k] = v.cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(unique, str(path))
+    return path.stat().st_size
+
+
+def _skeleton(model: nn.Module) -> nn.Module:
+    """The architecture without storage, so a trial's 'build' is the cost of making the module, not of copying it."""
+    with torch.device("meta"):
+        return copy.deepcopy(model).to("meta")
+
+
+def _build(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:
+    state = load_file(str(path), device=str(device))
+    model = copy.deepcopy(skeleton)
+    model.load_state_dict(state, strict=False, assign=True)
+    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:  # tied or non-persistent tensors not in the file: rebuild them from a real copy
+        raise RuntimeError(f"weights file lacks {leftover[:3]}")
+    return model.eval()
+
+
+def time_loading(model: nn.Module, path: Path, image: torch.Tensor, device: torch.device, precision: str,
+                 trials: int) -> dict:
+    """Median (and spread) over trials of: load = read file + build module; then the first inference."""
+    skeleton = _skeleton(model)
+    loads, firsts = [], []
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        fresh = _build(skeleton, path, device)
+        t1 = time.perf_counter()
+        with torch.no_grad(), autocast(device, precision):
+            fresh(image)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        loads.append(t1 - t0)
+        firsts.append(t2 - t1)
+    return {"load_s": statistics.median(loads), "load_s_min": min(loads), "load_s_max": max(loads),
+            "first_inference_s": statistics.median(firsts), "load_trials": trials}
+
+
+def steady_latency(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str,
+                   min_run_time: float) -> dict:
+    def infer():
+        with torch.no_grad(), autocast(device, precision):
+            model(image)
+
+    infer()
+    m = benchmark.Timer(stmt="infer()", globals={"infer": infer}, num_threads=torch.get_num_threads()
+                        ).blocked_autorange(min_run_time=min_run_time)
+    return {"latency_s": m.median, "latency_iqr_s": m.iqr}
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Bytes of tensor storage created inside the mode and still alive; ``peak`` is the most at any moment."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self._sizes: dict[int, int] = {}
+
+    def _freed(self, key: int) -> None:
+        self.live -= self._sizes.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and not t.is_meta:
+                storage = t.untyped_storage()
+                key = id(storage)
+                if key not in self._sizes:  # views and in-place results share a storage already counted
+                    self._sizes[key] = storage.nbytes()
+                    self.live += storage.nbytes()
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._freed, key)
+        return out
+
+
+def peak_memory(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str) -> int:
+    """Peak bytes held during one batch-1 inference: the weights plus the activations alive at the worst moment."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    with torch.no_grad(), autocast(device, precision), LiveTensorBytes() as tracker:
+        model(image)
+    return weights + tracker.peak
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: datamod.Split, prep: datamod.Preprocess, device: torch.device, precision: str,
+            batch_size: int) -> torch.Tensor:
+    model.eval()
+    out = []
+    with autocast(device, precision):
+        for _, images, _ in datamod.batches(split, batch_size, shuffle=False):
+            out.append(model(prep(images, train=False)).float().cpu())
+    return torch.cat(out)
+
+
+def topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    k = min(k, logits.shape[1])
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean().item()
+
+
+def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
+                   precision: str, weights_path: Path, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
+    """All metrics of one operating point, and its test logits."""
+    model = point.model.eval()
+    test_logits = predict(model, data.test, prep, device, precision, settings.batch_size)
+    val_logits = predict(model, data.val, prep, device, precision, settings.batch_size)
+    image = prep(data.test.images[:1], train=False)
+    metrics = {
+        "point": point.name,
+        "test_top1": topk(test_logits, data.test.labels, 1),
+        "test_top5": topk(test_logits, data.test.labels, 5),
+        "val_top1": topk(val_logits, data.val.labels, 1),
+        "params": count_params(model),
+        "flops": flops_per_image(model, image),
+        "weight_bytes": save_weights(model, weights_path),
+        **time_loading(model, weights_path, image, device, precision, settings.load_trials),
+        **steady_latency(model, image, device, precision, settings.latency_min_run_time_s),
+        "peak_memory_bytes": peak_memory(model, image, device, precision),
+        **({"info": point.info} if point.info else {}),
+    }
+    return metrics, test_logits

@@ -1,0 +1,46 @@
+"""progbench architectures. Importing this package registers them with timm: ``timm.create_model("pb_vgg_teacher_cpu")``.
+
+Every family is a :class:`BlockNet` (embedder -> N blocks -> head, a feature tap after each block) with named
+presets ``<role>_<scale>``: roles ``teacher`` and ``student``, scales ``paper`` (the official PWL architectures) and
+``cpu`` (the same block structure, scaled to the 2-core cpu suite), plus ``tiny`` for the smoke suite.
+"""
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from . import resnet, vgg, vit
+from .blocknet import BlockNet
+
+FAMILIES = {"vgg": vgg.PRESETS, "resnet": resnet.PRESETS, "vit": vit.PRESETS}
+
+
+def preset_names() -> list[str]:
+    return [f"pb_{family}_{preset}" for family, presets in FAMILIES.items() for preset in presets]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """``timm.create_model`` with a one-line error for an unknown name."""
+    from ..errors import UserError
+    if not timm.is_model(name):
+        close = [n for n in timm.list_models("pb_*")]
+        raise UserError(f"unknown architecture {name!r}; progbench architectures are: {', '.join(close)} "
+                        f"(or any timm model name)")
+    return timm.create_model(name, **kwargs)
+
+
+def prepare_for_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """Layout and kernel choices that change speed, not the function computed."""
+    if getattr(model, "channels_last", False) or any(isinstance(m, nn.Conv2d) and m.kernel_size != m.stride
+                                                     for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        # At CIFAR token counts the CPU flash-attention kernel is ~2x slower than plain matmul-softmax (measured).
+        for m in model.modules():
+            if hasattr(m, "fused_attn"):
+                m.fused_attn = False
+    return model
+
+
+__all__ = ["BlockNet", "FAMILIES", "create_model", "preset_names", "prepare_for_device"]

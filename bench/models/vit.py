@@ -1,0 +1,52 @@
+"""Vision Transformer as a BlockNet, from timm's own layers: patch + learned position embedding as embedder, each
+block a run of ``layers_per_block`` timm transformer ``Block``s, and final norm + token average + linear as head
+(no class token, as in SWS's Des-Nets)."""
+from __future__ import annotations
+
+import torch
+from timm.layers import PatchEmbed, trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from .blocknet import BlockNet, PoolHead, register_presets
+
+
+class ViTEmbed(nn.Module):
+    def __init__(self, img_size: int, patch_size: int, in_chans: int, dim: int):
+        super().__init__()
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches, dim))
+        trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x) + self.pos_embed
+
+
+def vit(dim: int = 192, num_blocks: int = 6, layers_per_block: int = 2, num_heads: int = 3, mlp_ratio: float = 4.0,
+        img_size: int = 32, patch_size: int = 4, num_classes: int = 10, in_chans: int = 3,
+        drop_path_rate: float = 0.0) -> BlockNet:
+    depth = num_blocks * layers_per_block
+    rates = [drop_path_rate * i / max(1, depth - 1) for i in range(depth)]  # stochastic depth, rising with depth
+    layers = [Block(dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=rate) for rate in rates]
+    blocks = [nn.Sequential(*layers[i * layers_per_block:(i + 1) * layers_per_block]) for i in range(num_blocks)]
+    head = PoolHead(dim, num_classes, norm=nn.LayerNorm(dim, eps=1e-6), tokens=True)
+    net = BlockNet(ViTEmbed(img_size, patch_size, in_chans, dim), blocks, head, [dim] * num_blocks, num_classes)
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net
+
+
+# `paper`: the official PWL ViT-Tiny pair (224 px, patch 16, teacher 12 layers / student 6, 6 blocks).
+# `cpu`: 32 px CIFAR at patch 4 (64 tokens), the same teacher-twice-as-deep-as-student structure.
+PRESETS = {
+    "teacher_paper": dict(dim=192, num_blocks=6, layers_per_block=2, num_heads=3, img_size=224, patch_size=16),
+    "student_paper": dict(dim=192, num_blocks=6, layers_per_block=1, num_heads=3, img_size=224, patch_size=16),
+    "teacher_cpu": dict(dim=128, num_blocks=3, layers_per_block=2, num_heads=4, img_size=32, patch_size=4),
+    "student_cpu": dict(dim=128, num_blocks=3, layers_per_block=1, num_heads=4, img_size=32, patch_size=4),
+    "tiny": dict(dim=32, num_blocks=2, layers_per_block=1, num_heads=2, img_size=32, patch_size=8),
+}
+
+register_presets("vit", vit, PRESETS)

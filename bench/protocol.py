@@ -1,0 +1,211 @@
+"""The contract between the harness and a method.
+
+A method is a small ``nn.Module`` subclass of :class:`Method` (all it trains are its submodules, so its state dict is
+its checkpoint). Given a :class:`Context` (the task, the frozen teacher, a model factory) it
+
+* yields training :class:`Phase`\\ s -- each a module to train and a step that returns *named* losses -- which the
+  harness runs with one shared loop (optimiser, schedule, precision, checkpoints, logs, timing), and
+* returns its *anytime family*: :class:`OperatingPoint`\\ s, cheapest first, each an ``nn.Module`` whose state dict
+  is exactly the weights that point needs and whose forward gives logits.
+
+The harness, not the method, evaluates every operating point (accuracy, params, FLOPs, bytes, load time, latency,
+memory) and stores the run. Methods are found by name through :data:`BUILTIN`, the entry-point group
+``progbench.methods`` (a user's own package), or a ``path/to/file.py:ClassName`` reference.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from .data import AugmentSpec, DatasetSpec
+from .errors import UserError
+
+ENTRY_POINT_GROUP = "progbench.methods"
+
+# The built-in methods: adding one is a file in methods/ plus a line here.
+BUILTIN = {
+    "scratch": "methods.scratch:Scratch",
+    "kd": "methods.kd:KD",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a run gets, and with what recipe. Part of the run's spec."""
+    epochs: int
+    batch_size: int = 128
+    optimizer: dict = field(default_factory=lambda: {"name": "sgd", "lr": 0.05, "momentum": 0.9,
+                                                     "weight_decay": 5e-4, "nesterov": True})
+    schedule: dict = field(default_factory=lambda: {"name": "cosine", "warmup_epochs": 1})
+    label_smoothing: float = 0.0
+    augment: dict = field(default_factory=dict)
+    precision: str = "bf16"  # bf16 autocast (AMX on CPU, tensor cores on GPU) or fp32
+    compile: bool = False  # torch.compile the trained module (measured: no gain for these models on CPU)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Budget":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"budget: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        if "epochs" not in d:
+            raise UserError("budget: 'epochs' is required")
+        if d.get("precision", "bf16") not in ("bf16", "fp32"):
+            raise UserError(f"budget.precision must be bf16 or fp32, not {d['precision']!r}")
+        AugmentSpec.from_dict(d.get("augment"))  # validate early
+        return cls(**d)
+
+    @property
+    def augment_spec(self) -> AugmentSpec:
+        return AugmentSpec.from_dict(self.augment)
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything about a run except the method: resolved, hashed into the run id."""
+    dataset: DatasetSpec
+    family: str  # vgg | resnet | vit | ... (groups runs in reports)
+    arch: str  # the timm name of the model the method trains (for students: the student)
+    budget: Budget
+    seed: int
+    arch_kwargs: dict = field(default_factory=dict)
+    teacher_arch: str | None = None
+    teacher_kwargs: dict = field(default_factory=dict)
+    teacher_run: str | None = None  # run id of the teacher in the store
+    role: str = "student"  # "teacher" runs produce the teachers other runs distil from
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["dataset"] = self.dataset.to_dict()
+        return d
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # augmented, normalised images
+    y: torch.Tensor  # labels
+    index: torch.Tensor  # positions in the training split (for methods that weight samples, e.g. B-DISTIL)
+
+
+@dataclass
+class Phase:
+    """One stretch of training: ``step`` returns named, already weighted losses; the harness sums them."""
+    name: str
+    module: nn.Module  # trained; its parameters (or ``param_groups``) go to the optimiser
+    step: Callable[[Batch], dict[str, torch.Tensor]]
+    eval_model: nn.Module | None = None  # scored on val each epoch (default: ``module``)
+    param_groups: list[dict] | None = None  # e.g. [{"params": ..., "lr_scale": 0.2}]
+    epochs: int | None = None  # default: the budget's epochs
+    optimizer: dict | None = None  # overrides of the budget's optimiser for this phase
+    schedule: dict | None = None
+
+
+@dataclass
+class OperatingPoint:
+    """One point of an anytime family: its state dict is what must be loaded, its forward gives logits."""
+    name: str
+    model: nn.Module
+    info: dict = field(default_factory=dict)  # method-specific facts reported with the point (e.g. the mask)
+
+
+@dataclass
+class Context:
+    task: Task
+    device: torch.device
+    num_classes: int
+    image_size: int
+    teacher: nn.Module | None = None  # frozen, eval mode, on device
+
+    def create_model(self, name: str | None = None, **kwargs) -> nn.Module:
+        """Build an architecture (the task's own by default) for this dataset."""
+        from .models import create_model
+        if name is None:
+            name, kwargs = self.task.arch, {**self.task.arch_kwargs, **kwargs}
+        return create_model(name, num_classes=self.num_classes, **kwargs)
+
+
+class Method(nn.Module):
+    """Base class of every method: subclass, set ``name``/``version``/``Config``, implement two methods."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"  # bump when a change alters results: it is part of every run id
+
+    @dataclass(frozen=True)
+    class Config:
+        pass
+
+    needs_teacher: ClassVar[bool] = False
+
+    def __init__(self, ctx: Context, config: "Method.Config"):
+        super().__init__()
+        self.config = config
+        object.__setattr__(self, "ctx", ctx)  # not a submodule: the teacher is never part of the checkpoint
+
+    @property
+    def teacher(self) -> nn.Module:
+        if self.ctx.teacher is None:
+            raise UserError(f"method {self.name} needs a teacher; give the run a family with a teacher in the suite")
+        return self.ctx.teacher
+
+    def phases(self) -> Iterator[Phase]:
+        raise NotImplementedError
+
+    def anytime_family(self) -> list[OperatingPoint]:
+        raise NotImplementedError
+
+    @classmethod
+    def make_config(cls, overrides: dict | None) -> Any:
+        overrides = overrides or {}
+        known = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise UserError(f"method {cls.name}: unknown config field(s) {sorted(unknown)}; "
+                            f"known: {sorted(known) or 'none'}")
+        return cls.Config(**overrides)
+
+
+def _load_reference(ref: str) -> type:
+    module_name, _, attr = ref.partition(":")
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise UserError(f"method file {path} not found")
+        spec = importlib.util.spec_from_file_location(f"progbench_user_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    try:
+        cls = getattr(module, attr)
+    except AttributeError:
+        raise UserError(f"method reference {ref!r}: {module_name} has no {attr!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise UserError(f"method reference {ref!r} is not a subclass of bench.protocol.Method")
+    return cls
+
+
+def available_methods() -> dict[str, str]:
+    found = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def get_method(name: str) -> type[Method]:
+    """A method class by registered name, entry point, or ``path/to/file.py:ClassName``."""
+    if ":" in name:
+        return _load_reference(name)
+    methods = available_methods()
+    if name not in methods:
+        raise UserError(f"unknown method {name!r}; available: {', '.join(sorted(methods))} "
+                        f"(or a path/to/file.py:ClassName, or a package exposing the {ENTRY_POINT_GROUP!r} entry point)")
+    return _load_reference(methods[name])

@@ -1,0 +1,211 @@
+"""Plan and run suites: teachers first, finished runs never redone, interrupted runs resumed, corrupt ones redone."""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import data as datamod
+from . import protocol
+from .env import environment
+from .errors import UserError
+from .evaluate import EvalSettings, count_params, evaluate_point
+from .models import create_model, prepare_for_device
+from .store import Store
+from .suite import RunSpec, Suite
+from .train import NonFiniteLoss, Trainer
+
+DEFAULT_TRAIN_FLOPS_PER_S = 3e11  # bf16 on the 2-core AMX machine, measured on the cpu presets; refined from records
+
+
+class RunFailed(Exception):
+    """A run stopped (e.g. NaN loss); one line, with the run id and what to change."""
+
+
+@dataclass
+class Runtime:
+    store: Store
+    device: torch.device
+    data_root: str | None = None
+    progress: bool = True
+    eval_settings: EvalSettings = EvalSettings()
+
+
+_DATA_CACHE: dict = {}
+
+
+def get_data(spec: datamod.DatasetSpec, root: str | None) -> datamod.Data:
+    key = (datamod.describe(spec), str(root))
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one dataset in memory at a time
+        _DATA_CACHE[key] = datamod.load(spec, root)
+    return _DATA_CACHE[key]
+
+
+def load_teacher(task: protocol.Task, store: Store, num_classes: int, device: torch.device) -> nn.Module:
+    record = store.teacher_record(task.teacher_run)
+    teacher = create_model(task.teacher_arch, num_classes=num_classes, **task.teacher_kwargs)
+    teacher.load_state_dict(load_file(str(record.teacher_weights)))
+    teacher = prepare_for_device(teacher.to(device), device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def execute(run: RunSpec, rt: Runtime) -> dict:
+    """Train one run (resuming if interrupted), evaluate its anytime family, write its record; returns metrics."""
+    task, spec, rid = run.task, run.spec, run.run_id
+    device = rt.device
+    data = get_data(task.dataset, rt.data_root)
+    teacher = load_teacher(task, rt.store, task.dataset.num_classes, device) if task.teacher_run else None
+    method_cls = protocol.get_method(spec["method"])
+    if method_cls.needs_teacher and teacher is None:
+        raise UserError(f"method {method_cls.name} needs a teacher but run {rid} has none")
+    ctx = protocol.Context(task, device, task.dataset.num_classes, task.dataset.resolution, teacher)
+    torch.manual_seed(task.seed)  # weight initialisation
+    method = method_cls(ctx, method_cls.make_config(spec["config"])).to(device)
+    prepare_for_device(method, device)
+    work = rt.store.work_dir(rid)
+    trainer = Trainer(method, data, task.budget, task.seed, device, work, run_label=run.label, progress=rt.progress)
+    try:
+        state = trainer.run()
+    except NonFiniteLoss as exc:
+        raise RunFailed(f"run {rid}: {exc}") from None
+    points = method.anytime_family()
+    if not points:
+        raise RunFailed(f"run {rid}: method {method_cls.name} returned an empty anytime family")
+    point_metrics, predictions = [], {}
+    for point in points:
+        prepare_for_device(point.model, device)
+        m, logits = evaluate_point(point, data, trainer.prep, device, task.budget.precision,
+                                   work / "weights" / f"{point.name}.safetensors", rt.eval_settings)
+        point_metrics.append(m)
+        predictions[point.name] = logits
+    in_points = {id(p) for pt in points for p in pt.model.parameters()}
+    method_params = {id(p): p for p in method.parameters()}
+    metrics = {
+        "points": point_metrics,
+        "training": {"wall_clock_s": state.wall_clock_s, "epochs": state.epochs_total,
+                     "images_seen": state.images_seen, "train_flops": state.train_flops},
+        "method_params": sum(p.numel() for p in method_params.values()),
+        "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
+    }
+    rt.store.write(rid, spec, environment(device), metrics, state.log, predictions,
+                   teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)
+    del method, teacher
+    gc.collect()
+    return metrics
+
+
+def forward_flops(arch: str, num_classes: int, image_size: int, kwargs: dict | None = None) -> int:
+    """FLOPs of one forward at batch 1, counted on the meta device (nothing is allocated or computed)."""
+    with torch.device("meta"):
+        model = create_model(arch, num_classes=num_classes, **(kwargs or {}))
+        x = torch.empty(1, 3, image_size, image_size)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def train_size(spec: datamod.DatasetSpec) -> int:
+    known = {"cifar10": 5000, "imagenette": 947, "imagenet1k": 1300}  # train images per class before the carve
+    per_class = spec.train_per_class or ((spec.per_class or known.get(spec.name, 1000)) - spec.val_per_class)
+    return per_class * spec.num_classes
+
+
+def estimate_seconds(run: RunSpec, store: Store) -> float:
+    """Rough training time: 3x forward FLOPs (+1x teacher forward) per image, at a rate calibrated on the store."""
+    task = run.task
+    size = task.budget.augment_spec.resize or task.dataset.resolution
+    flops = 3 * forward_flops(task.arch, task.dataset.num_classes, size, task.arch_kwargs)
+    if task.teacher_arch and protocol.get_method(run.method).needs_teacher:
+        flops += forward_flops(task.teacher_arch, task.dataset.num_classes, size, task.teacher_kwargs)
+    rate = DEFAULT_TRAIN_FLOPS_PER_S
+    done = [r for r in store.records() if r.metrics["training"]["wall_clock_s"] > 0]
+    if done:
+        total_flops = sum(r.metrics["training"]["train_flops"] for r in done)
+        total_s = sum(r.metrics["training"]["wall_clock_s"] for r in done)
+        rate = total_flops / total_s
+    return flops * train_size(task.dataset) * task.budget.epochs / rate
+
+
+def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
+    rows = []
+    for run in suite.select(only):
+        status = store.status(run.run_id)
+        record = store.get(run.run_id) if status == "done" else None
+        seconds = record.metrics["training"]["wall_clock_s"] if record else estimate_seconds(run, store)
+        rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
+                     "status": status, "train_min": seconds / 60, "estimated": record is None})
+    return rows
+
+
+def format_plan(suite: Suite, rows: list[dict]) -> str:
+    lines = [f"suite {suite.name}: {len(rows)} runs ({sum(r['status'] == 'done' for r in rows)} cached)",
+             f"{'run id':44s} {'status':8s} {'train min':>10s}"]
+    for r in rows:
+        mark = "~" if r["estimated"] else " "
+        lines.append(f"{r['run']:44s} {r['status']:8s} {mark}{r['train_min']:9.1f}")
+    todo = sum(r["train_min"] for r in rows if r["status"] != "done")
+    lines.append(f"to run: {sum(r['status'] != 'done' for r in rows)} runs, ~{todo:.0f} min of training "
+                 f"(~ = estimate from FLOPs at the store's measured rate; cached rows show their measured time)")
+    return "\n".join(lines)
+
+
+def run_suite(suite: Suite, rt: Runtime, only: str | None = None, log=print) -> list[str]:
+    """Run every missing run of the suite (teachers first); returns the ids that were run."""
+    ran = []
+    selected = suite.select(only)
+    ordered = [r for r in selected if r.is_teacher] + [r for r in selected if not r.is_teacher]
+    for n, run in enumerate(ordered, 1):
+        rid = run.run_id
+        status = rt.store.status(rid)
+        if status == "done":
+            log(f"[{n}/{len(ordered)}] {rid}: cached")
+            continue
+        if status == "corrupt":
+            reason = str(_corrupt_reason(rt.store, rid))
+            dest = rt.store.quarantine(rid, reason)
+            log(f"[{n}/{len(ordered)}] {rid}: corrupt record ({reason}); moved to {dest}, running again")
+        elif status == "partial":
+            log(f"[{n}/{len(ordered)}] {rid}: resuming an interrupted run")
+        else:
+            log(f"[{n}/{len(ordered)}] {rid}: running")
+        t0 = time.perf_counter()
+        metrics = execute(run, rt)
+        best = max(p["test_top1"] for p in metrics["points"])
+        log(f"[{n}/{len(ordered)}] {rid}: done in {(time.perf_counter() - t0) / 60:.1f} min, "
+            f"test top-1 {best:.4f}")
+        ran.append(rid)
+    return ran
+
+
+def _corrupt_reason(store: Store, rid: str) -> str:
+    from .store import CorruptRecord
+    try:
+        store.verify(rid)
+    except CorruptRecord as exc:
+        return str(exc)
+    return "unknown"
+
+
+def parse_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"--device must be cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+def fmt_count(n: float) -> str:
+    if n == 0:
+        return "0"
+    k = min(int(math.log10(abs(n)) // 3), 4)
+    return f"{n / 10 ** (3 * k):.3g}{['', 'K', 'M', 'G', 'T'][k]}"

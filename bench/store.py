@@ -1,0 +1,203 @@
+"""The results store: one folder per run, keyed by a hash of the run's resolved spec.
+
+    results/runs/<run id>/
+        spec.json                 the resolved spec (method, its config and version, task); the id hashes it
+        env.json                  packages, git commit, CPU/GPU, threads
+        metrics.json              per operating point metrics, training cost, extra parameters
+        log.jsonl                 one row per epoch (losses by name, val accuracy, lr, time)
+        predictions.safetensors   test logits (fp16) of every operating point
+        teacher.safetensors       teacher runs only: the weights students distil from (committed)
+        record.json               written last: sha256 and size of every file above -> the run is complete
+        work/                     git-ignored: checkpoint, weights of every operating point
+    results/quarantine/           corrupt or partial records moved aside, never deleted
+
+A finished run (valid record.json, every checksum matching) is never redone. A folder with result files but no valid
+record is moved to quarantine and the run is redone; a folder with only ``work/`` is an interrupted run and resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+RECORD_FILES = ("spec.json", "env.json", "metrics.json", "log.jsonl", "predictions.safetensors")
+SCHEMA = 1
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
+
+
+def run_id(spec: dict) -> str:
+    """Human-readable prefix (method, family, arch role, seed) + the first 12 hex digits of the spec hash."""
+    task = spec["task"]
+    role = "teacher" if task.get("role") == "teacher" else spec["method"]
+    return f"{role}-{task['family']}-s{task['seed']}-{spec_hash(spec)[:12]}"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class CorruptRecord(Exception):
+    pass
+
+
+@dataclass
+class Record:
+    run_id: str
+    path: Path
+    spec: dict
+    metrics: dict
+
+    @property
+    def teacher_weights(self) -> Path:
+        return self.path / "teacher.safetensors"
+
+
+class Store:
+    def __init__(self, root: str | os.PathLike = "results"):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def run_dir(self, rid: str) -> Path:
+        return self.runs / rid
+
+    def work_dir(self, rid: str) -> Path:
+        return self.run_dir(rid) / "work"
+
+    # --- reading ----------------------------------------------------------------------------------------------------
+    def verify(self, rid: str) -> Record:
+        """The complete record of ``rid``, or :class:`CorruptRecord` saying what is wrong."""
+        d = self.run_dir(rid)
+        try:
+            manifest = json.loads((d / "record.json").read_text())
+        except FileNotFoundError:
+            raise CorruptRecord("no record.json (the run did not finish)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CorruptRecord("record.json is not valid JSON") from None
+        files = manifest.get("files", {})
+        for name in RECORD_FILES:
+            if name not in files:
+                raise CorruptRecord(f"record.json does not list {name}")
+        for name, meta in files.items():
+            p = d / name
+            if not p.exists():
+                raise CorruptRecord(f"{name} is missing")
+            if p.stat().st_size != meta["bytes"] or sha256_file(p) != meta["sha256"]:
+                raise CorruptRecord(f"{name} does not match its sha256 in record.json")
+        try:
+            spec = json.loads((d / "spec.json").read_text())
+            metrics = json.loads((d / "metrics.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise CorruptRecord(f"unreadable JSON ({exc})") from None
+        if run_id(spec) != rid:
+            raise CorruptRecord("spec.json does not hash to this run id")
+        return Record(rid, d, spec, metrics)
+
+    def status(self, rid: str) -> str:
+        """``done``, ``partial`` (interrupted, resumable), ``corrupt`` or ``missing``."""
+        d = self.run_dir(rid)
+        if not d.exists():
+            return "missing"
+        try:
+            self.verify(rid)
+            return "done"
+        except CorruptRecord:
+            has_results = any((d / name).exists() for name in (*RECORD_FILES, "record.json"))
+            return "corrupt" if has_results else "partial"
+
+    def get(self, rid: str) -> Record | None:
+        try:
+            return self.verify(rid)
+        except CorruptRecord:
+            return None
+
+    def records(self) -> list[Record]:
+        """Every complete record; others are reported (one line each) and skipped, never used."""
+        out = []
+        if not self.runs.is_dir():
+            return out
+        for d in sorted(self.runs.iterdir()):
+            if not d.is_dir() or d.name.startswith("."):
+                continue
+            try:
+                out.append(self.verify(d.name))
+            except CorruptRecord as exc:
+                if self.status(d.name) == "corrupt":
+                    print(f"warning: skipping {d}: {exc}; `progbench run` moves it to quarantine and redoes it")
+        return out
+
+    # --- writing ----------------------------------------------------------------------------------------------------
+    def quarantine(self, rid: str, reason: str) -> Path:
+        """Move a corrupt run folder aside (never delete it); returns where it went."""
+        dest = self.root / "quarantine" / f"{rid}-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.run_dir(rid)), dest)
+        (dest / "QUARANTINED.txt").write_text(f"{reason}\n")
+        return dest
+
+    def write(self, rid: str, spec: dict, env: dict, metrics: dict, log: list[dict], predictions: dict,
+              teacher_weights: Path | None = None) -> Record:
+        """Write a run's record atomically: files first, ``record.json`` (the completion mark) last."""
+        from safetensors.torch import save_file
+
+        if run_id(spec) != rid:
+            raise ValueError("spec does not hash to run id")
+        d = self.run_dir(rid)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(d / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(d / "env.json", json.dumps(env, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(d / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(d / "log.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in log))
+        tmp = d / f".predictions.tmp{os.getpid()}"
+        save_file({k: v.half().contiguous() for k, v in predictions.items()}, str(tmp),
+                  metadata={"what": "test-set logits, float16, in test-split order"})
+        os.replace(tmp, d / "predictions.safetensors")
+        names = list(RECORD_FILES)
+        if teacher_weights is not None:
+            tmp = d / f".teacher.tmp{os.getpid()}"
+            shutil.copyfile(teacher_weights, tmp)
+            os.replace(tmp, d / "teacher.safetensors")
+            names.append("teacher.safetensors")
+        files = {n: {"sha256": sha256_file(d / n), "bytes": (d / n).stat().st_size} for n in names}
+        atomic_write_text(d / "record.json", json.dumps({"schema": SCHEMA, "run_id": rid, "files": files},
+                                                        indent=2, sort_keys=True) + "\n")
+        return self.verify(rid)
+
+    def teacher_record(self, rid: str) -> Record:
+        rec = self.get(rid)
+        if rec is None or not rec.teacher_weights.exists():
+            raise UserError(f"teacher run {rid} is not complete in {self.root}; run `progbench run SUITE` "
+                            f"(teachers are trained first)")
+        return rec
+
+
+def load_predictions(record: Record) -> dict:
+    from safetensors.torch import load_file
+    return load_file(str(record.path / "predictions.safetensors"))
+
+
+def check_store_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UserError(f"results store {root} is not a folder; pass --results DIR")

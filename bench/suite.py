@@ -1,0 +1,186 @@
+"""Suites: declarative YAML files that expand into fully resolved run specs.
+
+    name: cpu
+    dataset: {name: cifar10, val_per_class: 500}
+    budgets:                      # named training budgets (see bench.protocol.Budget)
+      cnn_teacher: {epochs: 20, batch_size: 128, optimizer: {...}, schedule: {...}}
+    families:                     # a teacher/student architecture pair; each family's teacher is trained first
+      vgg: {teacher: pb_vgg_teacher_cpu, student: pb_vgg_student_cpu, teacher_budget: cnn_teacher,
+            budget: cnn_student}
+    runs:
+      - {method: kd, families: [vgg], seeds: [0, 1, 2], config: {T: 4}}
+
+A run's spec holds everything that determines its result -- method name, version and full config (defaults filled
+in), dataset, architectures, budget, seed and the teacher's run id -- so the run id (a hash of the spec) changes
+whenever any of them does.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from . import protocol
+from .data import DatasetSpec
+from .errors import UserError
+from .protocol import Budget, Task
+from .store import run_id
+
+SUITE_KEYS = {"name", "description", "dataset", "budgets", "families", "runs", "teacher_seed"}
+FAMILY_KEYS = {"teacher", "student", "teacher_budget", "budget", "dataset", "teacher_kwargs", "student_kwargs"}
+RUN_KEYS = {"method", "families", "seeds", "config", "budget", "name"}
+
+
+@dataclass
+class RunSpec:
+    spec: dict
+    method: str
+    family: str
+    seed: int
+    is_teacher: bool
+    teacher_id: str | None
+    label: str = ""
+    depends_on: list = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.spec)
+
+    @property
+    def task(self) -> Task:
+        t = dict(self.spec["task"])
+        t["dataset"] = DatasetSpec.from_dict(t["dataset"])
+        t["budget"] = Budget.from_dict(t["budget"])
+        return Task(**t)
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    runs: list[RunSpec]
+    description: str = ""
+
+    def select(self, only: str | None) -> list[RunSpec]:
+        """Runs matching ``key=value[,key=value]`` (keys: method, family, seed, id), plus the teachers they need."""
+        if not only:
+            return list(self.runs)
+        wanted = {}
+        for part in only.split(","):
+            key, sep, value = part.partition("=")
+            if not sep or key not in ("method", "family", "seed", "id"):
+                raise UserError(f"--only {only!r}: use key=value pairs joined by commas, keys method, family, seed, id")
+            wanted[key] = value
+        picked = [r for r in self.runs if all(
+            (r.run_id.startswith(v) if k == "id" else str(getattr(r, k)) == v) for k, v in wanted.items())]
+        if not picked:
+            raise UserError(f"--only {only!r} selects no run of suite {self.name}; `progbench plan {self.name}` "
+                            f"lists them")
+        needed = {r.teacher_id for r in picked if r.teacher_id}
+        teachers = [r for r in self.runs if r.run_id in needed and r not in picked]
+        return teachers + picked
+
+
+def suite_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+        if not p.is_file():
+            raise UserError(f"suite file {p} not found")
+        return p
+    builtin = resources.files("bench") / "suites" / f"{name_or_path}.yaml"
+    if not builtin.is_file():
+        names = sorted(f.name[:-5] for f in (resources.files("bench") / "suites").iterdir() if f.name.endswith(".yaml"))
+        raise UserError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(names)} (or a path to a .yaml)")
+    return Path(str(builtin))
+
+
+def _require(mapping: dict, where: str, allowed: set) -> None:
+    if not isinstance(mapping, dict):
+        raise UserError(f"{where} must be a mapping, got {type(mapping).__name__}")
+    unknown = set(mapping) - allowed
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def _budget(value, budgets: dict, where: str) -> dict:
+    if isinstance(value, str):
+        if value not in budgets:
+            raise UserError(f"{where}: unknown budget {value!r}; defined budgets: {', '.join(budgets) or 'none'}")
+        value = budgets[value]
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: a budget is a name or a mapping")
+    try:
+        return Budget.from_dict(value).__dict__
+    except TypeError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def _spec(method_cls, config: dict, task: Task) -> dict:
+    cfg = method_cls.make_config(config)
+    return {"method": method_cls.name, "method_version": method_cls.version,
+            "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "task": task.to_dict()}
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = suite_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"suite file {path} is not valid YAML{where}: {problem}") from None
+    where = f"suite file {path}"
+    _require(raw, where, SUITE_KEYS)
+    for key in ("name", "dataset", "families", "runs"):
+        if key not in raw:
+            raise UserError(f"{where}: missing required key {key!r}")
+    budgets = raw.get("budgets") or {}
+    families = raw["families"]
+    _require(families, f"{where}: families", set(families))
+    default_dataset = raw["dataset"]
+    teacher_seed = raw.get("teacher_seed", 0)
+    runs: list[RunSpec] = []
+    teachers: dict[str, RunSpec] = {}
+    scratch = protocol.get_method("scratch")
+    for fam, f in families.items():
+        _require(f, f"{where}: family {fam}", FAMILY_KEYS)
+        for key in ("teacher", "student", "teacher_budget", "budget"):
+            if key not in f:
+                raise UserError(f"{where}: family {fam} lacks {key!r}")
+        dataset = DatasetSpec.from_dict(f.get("dataset", default_dataset))
+        dataset.source  # unknown dataset names fail here, before anything runs
+        task = Task(dataset=dataset, family=fam, arch=f["teacher"], arch_kwargs=f.get("teacher_kwargs", {}),
+                    budget=Budget(**_budget(f["teacher_budget"], budgets, f"{where}: family {fam}")),
+                    seed=teacher_seed, role="teacher")
+        spec = _spec(scratch, {}, task)
+        teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, label=f"teacher-{fam}")
+        runs.append(teachers[fam])
+    for i, entry in enumerate(raw["runs"]):
+        _require(entry, f"{where}: runs[{i}]", RUN_KEYS)
+        if "method" not in entry:
+            raise UserError(f"{where}: runs[{i}] lacks 'method'")
+        method_cls = protocol.get_method(entry["method"])
+        fams = entry.get("families", list(families))
+        for fam in fams:
+            if fam not in families:
+                raise UserError(f"{where}: runs[{i}] names unknown family {fam!r}; families: {', '.join(families)}")
+            f = families[fam]
+            budget = _budget(entry.get("budget", f["budget"]), budgets, f"{where}: runs[{i}]")
+            for seed in entry.get("seeds", [0]):
+                teacher = teachers[fam]
+                task = Task(dataset=DatasetSpec.from_dict(f.get("dataset", default_dataset)), family=fam,
+                            arch=f["student"], arch_kwargs=f.get("student_kwargs", {}), budget=Budget(**budget),
+                            seed=int(seed), teacher_arch=f["teacher"], teacher_kwargs=f.get("teacher_kwargs", {}),
+                            teacher_run=teacher.run_id)
+                spec = _spec(method_cls, entry.get("config", {}), task)
+                runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id,
+                                    label=f"{method_cls.name}-{fam}-s{seed}", depends_on=[teacher.run_id]))
+    ids = [r.run_id for r in runs]
+    dupes = {x for x in ids if ids.count(x) > 1}
+    if dupes:
+        raise UserError(f"{where}: runs repeat the same spec ({', '.join(sorted(dupes))}); remove the duplicate entry")
+    return Suite(raw["name"], path, runs, raw.get("description", ""))

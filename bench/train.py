@@ -1,0 +1,240 @@
+"""The one training loop every method runs through.
+
+For each :class:`~bench.protocol.Phase` a method yields: optimiser and per-iteration schedule from the budget, bf16
+autocast, an atomic checkpoint after every epoch, a progress bar and a per-epoch log row (losses by name, val
+accuracy, lr, time). Randomness is re-seeded from (seed, phase, epoch) at the start of every epoch, so a run resumed
+after a kill follows exactly the path it would have followed uninterrupted.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from . import data as datamod
+from .errors import UserError
+from .protocol import Batch, Budget, Method, Phase
+
+
+class NonFiniteLoss(Exception):
+    """Training produced a NaN/inf loss; the message says where and what to change."""
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint holds besides the weights and the optimiser."""
+    phase_index: int = 0  # the phase being trained (phases before it are done)
+    epoch: int = 0  # epochs of that phase already done
+    log: list = field(default_factory=list)
+    wall_clock_s: float = 0.0
+    images_seen: int = 0
+    train_flops: float = 0.0
+    epochs_total: int = 0
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def epoch_seed(seed: int, phase: int, epoch: int) -> int:
+    digest = hashlib.sha256(f"{seed}/{phase}/{epoch}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def make_optimizer(phase: Phase, budget: Budget) -> torch.optim.Optimizer:
+    cfg = {**budget.optimizer, **(phase.optimizer or {})}
+    name, lr = cfg.pop("name", "sgd").lower(), cfg.pop("lr")
+    groups = phase.param_groups or [{"params": [p for p in phase.module.parameters() if p.requires_grad]}]
+    groups = [{**g, "lr": lr * g.pop("lr_scale", 1.0)} for g in (dict(g) for g in groups)]
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    wd = cfg.pop("weight_decay", 0.0)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.pop("momentum", 0.9), nesterov=cfg.pop("nesterov", False),
+                               weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=wd, betas=tuple(cfg.pop("betas", (0.9, 0.999))))
+    raise UserError(f"budget.optimizer.name must be sgd or adamw, not {name!r}")
+
+
+def lr_factor(schedule: dict, step: int, total: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base lr at ``step`` (0-based) of ``total``: linear warm-up, then cosine or constant."""
+    name = schedule.get("name", "cosine")
+    warmup = int(schedule.get("warmup_epochs", 0) * steps_per_epoch)
+    floor = schedule.get("min_lr_ratio", 0.0)
+    if step < warmup:
+        return (step + 1) / warmup
+    if name == "constant":
+        return 1.0
+    if name != "cosine":
+        raise UserError(f"budget.schedule.name must be cosine or constant, not {name!r}")
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: datamod.Split, prep: datamod.Preprocess, device: torch.device,
+             precision: str, batch_size: int = 500) -> float:
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with autocast(device, precision):
+        for _, images, labels in datamod.batches(split, batch_size, shuffle=False):
+            correct += (model(prep(images, train=False)).argmax(1).cpu() == labels).sum().item()
+    model.train(was_training)
+    return correct / max(1, len(split))
+
+
+def measure_step_flops(method: Method, phase: Phase, batch: Batch, scale: float) -> float:
+    """FLOPs of one training step (forward, backward) measured by ``torch.utils.flop_counter``, scaled to a batch.
+
+    Run on a copy of the state so BN statistics, gradients and RNG are left exactly as they were.
+    """
+    state = copy.deepcopy(method.state_dict())
+    with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
+        losses = phase.step(batch)
+        sum(losses.values()).backward()
+    method.load_state_dict(state)
+    for p in method.parameters():
+        p.grad = None
+    return counter.get_total_flops() * scale
+
+
+class Trainer:
+    """Runs a method's phases with checkpoints in ``work_dir``; resumes from the last finished epoch."""
+
+    def __init__(self, method: Method, data: datamod.Data, budget: Budget, seed: int, device: torch.device,
+                 work_dir: Path, run_label: str = "", progress: bool = True,
+                 on_epoch: Callable[[TrainState], None] | None = None):
+        self.method, self.data, self.budget, self.seed, self.device = method, data, budget, seed, device
+        self.work_dir = Path(work_dir)
+        self.ckpt_path = self.work_dir / "checkpoint.pt"
+        self.run_label = run_label
+        self.progress = progress
+        self.on_epoch = on_epoch
+        self.prep = datamod.Preprocess(data.mean, data.std, budget.augment_spec, device)
+
+    def _load_checkpoint(self) -> tuple[TrainState, dict | None]:
+        if not self.ckpt_path.exists():
+            return TrainState(), None
+        try:
+            ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+            return TrainState(**ckpt["train_state"]), ckpt
+        except Exception as exc:  # torn or corrupt: keep it aside for inspection, start over
+            aside = self.ckpt_path.with_name(f"checkpoint.corrupt-{int(time.time())}.pt")
+            os.replace(self.ckpt_path, aside)
+            tqdm.write(f"{self.run_label}: checkpoint unreadable ({type(exc).__name__}); kept as {aside.name}, "
+                       f"training from the start")
+            return TrainState(), None
+
+    def run(self) -> TrainState:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        state, ckpt = self._load_checkpoint()
+        if ckpt is not None:
+            self.method.load_state_dict(ckpt["method"], strict=False)
+        for index, phase in enumerate(self.method.phases()):
+            if index < state.phase_index:
+                # Finished before the kill: its weights came back with the checkpoint (modules a phase creates
+                # exist only once the generator has reached it, hence strict=False here and above).
+                self.method.load_state_dict(ckpt["method"], strict=False)
+                continue
+            if ckpt is not None and index == state.phase_index:
+                self.method.load_state_dict(ckpt["method"], strict=False)
+            self._run_phase(index, phase, state, ckpt if index == state.phase_index else None)
+            state.phase_index, state.epoch = index + 1, 0
+            ckpt = None
+            self._save(state, optimizer=None)
+        return state
+
+    def _save(self, state: TrainState, optimizer: torch.optim.Optimizer | None) -> None:
+        atomic_save({"train_state": state.__dict__, "method": self.method.state_dict(),
+                     "optimizer": optimizer.state_dict() if optimizer else None}, self.ckpt_path)
+
+    def _run_phase(self, index: int, phase: Phase, state: TrainState, ckpt: dict | None) -> None:
+        budget, device = self.budget, self.device
+        epochs = phase.epochs if phase.epochs is not None else budget.epochs
+        optimizer = make_optimizer(phase, budget)
+        if ckpt is not None and ckpt.get("optimizer") and state.epoch > 0:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        schedule = {**budget.schedule, **(phase.schedule or {})}
+        train = self.data.train
+        bs = min(budget.batch_size, len(train))
+        steps_per_epoch = len(train) // bs
+        total_steps = epochs * steps_per_epoch
+        eval_model = phase.eval_model or phase.module
+        step_flops = None
+        step_fn = phase.step
+        if budget.compile:
+            step_fn = torch.compile(phase.step)
+        for epoch in range(state.epoch, epochs):
+            torch.manual_seed(epoch_seed(self.seed, index, epoch))
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, index, epoch) + 1)
+            phase.module.train()
+            sums: dict[str, float] = {}
+            t0 = time.perf_counter()
+            bar = tqdm(datamod.batches(train, bs, shuffle=True, generator=generator, drop_last=True),
+                       total=steps_per_epoch, disable=not self.progress, leave=False,
+                       desc=f"{self.run_label} {phase.name} {epoch + 1}/{epochs}")
+            for i, (idx, images, labels) in enumerate(bar):
+                step = epoch * steps_per_epoch + i
+                factor = lr_factor(schedule, step, total_steps, steps_per_epoch)
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * factor
+                batch = Batch(self.prep(images, train=True, generator=generator), labels.to(device), idx)
+                if step_flops is None:
+                    step_flops = measure_step_flops(self.method, phase, Batch(batch.x[:2], batch.y[:2], idx[:2]),
+                                                    scale=bs / 2)
+                with autocast(device, budget.precision):
+                    losses = step_fn(batch)
+                loss = sum(losses.values())
+                if not torch.isfinite(loss):
+                    bad = [k for k, v in losses.items() if not torch.isfinite(v)]
+                    raise NonFiniteLoss(
+                        f"loss {'/'.join(bad)} is {loss.item()} at phase {phase.name!r} epoch {epoch + 1} step "
+                        f"{i + 1}; lower budget.optimizer.lr or set budget.precision: fp32 "
+                        f"(training resumes from the last finished epoch)")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v.item()
+                if i % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
+            bar.close()
+            train_s = time.perf_counter() - t0
+            val_acc = accuracy(eval_model, self.data.val, self.prep, device, budget.precision)
+            state.wall_clock_s += time.perf_counter() - t0
+            state.images_seen += steps_per_epoch * bs
+            state.train_flops += (step_flops or 0.0) * steps_per_epoch
+            state.epochs_total += 1
+            row = {"phase": phase.name, "epoch": epoch + 1, **{f"loss/{k}": v / steps_per_epoch for k, v in sums.items()},
+                   "val_top1": val_acc, "lr": optimizer.param_groups[0]["lr"], "train_s": round(train_s, 3),
+                   "epoch_s": round(time.perf_counter() - t0, 3), "images_per_s": round(steps_per_epoch * bs / train_s, 1)}
+            state.log.append(row)
+            state.epoch = epoch + 1
+            self._save(state, optimizer)
+            if self.progress:
+                tqdm.write(f"{self.run_label} {phase.name} epoch {epoch + 1}/{epochs}: "
+                           + " ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in row.items() if k.startswith("loss/"))
+                           + f" val={val_acc:.4f} ({row['epoch_s']:.0f}s)")
+            if self.on_epoch:
+                self.on_epoch(state)

@@ -1,0 +1,50 @@
+"""Knowledge distillation (Hinton et al., 2015): labels plus the teacher's temperature-softened predictions.
+
+    L = alpha * CE(z_s, y) + (1 - alpha) * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
+
+Suite default T = 4, alpha = 0.1 (the common CIFAR recipe of RepDistiller and mdistiller); both are config fields.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bench.protocol import Batch, Method, OperatingPoint, Phase
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2-scaled KL(teacher || student) of the softened distributions, averaged over the batch."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits.float() / t, dim=1), F.log_softmax(teacher_logits.float() / t, dim=1),
+                    reduction="batchmean", log_target=True) * t * t
+
+
+class KD(Method):
+    name = "kd"
+    version = "1"
+    needs_teacher = True
+
+    @dataclass(frozen=True)
+    class Config:
+        T: float = 4.0
+        alpha: float = 0.1  # weight of the label term; 1 - alpha goes to the soft term
+
+    def __init__(self, ctx, config):
+        super().__init__(ctx, config)
+        self.student = ctx.create_model()
+
+    def loss(self, batch: Batch) -> dict:
+        with torch.no_grad():
+            teacher_logits = self.teacher(batch.x)
+        logits = self.student(batch.x)
+        a = self.config.alpha
+        return {"ce": a * F.cross_entropy(logits, batch.y, label_smoothing=self.ctx.task.budget.label_smoothing),
+                "kd": (1 - a) * kd_loss(logits, teacher_logits, self.config.T)}
+
+    def phases(self):
+        yield Phase("train", self.student, self.loss)
+
+    def anytime_family(self):
+        return [OperatingPoint("student", self.student)]

@@ -1,0 +1,157 @@
+"""Build every table and figure under reports/ from the results store (and nothing else).
+
+The whole store becomes one tidy table (one row per run x operating point, ``reports/runs.csv``); every table is a
+pandas aggregation of it (mean and std over seeds) written as Markdown, CSV and LaTeX (booktabs), and every figure a
+matplotlib plot written as PNG and SVG with fixed metadata, so a rebuild from the same store is byte-identical.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.store import Store  # noqa: E402
+
+plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9})
+FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+FAMILY_ORDER = ["vgg", "resnet", "vit"]
+ROLE_LABEL = {"teacher": "teacher", "scratch": "scratch student", "kd": "KD student"}
+
+
+def tidy(store: Store) -> pd.DataFrame:
+    """One row per (run, operating point) of every complete record in the store."""
+    rows = []
+    for rec in store.records():
+        spec, task = rec.spec, rec.spec["task"]
+        ds = task["dataset"]
+        subset = ",".join(f"{k}={v}" for k, v in sorted(ds.items()) if k not in ("name", "val_per_class") and v)
+        for i, point in enumerate(rec.metrics["points"]):
+            rows.append({
+                "run_id": rec.run_id, "method": spec["method"], "method_version": spec["method_version"],
+                "config": json.dumps(spec["config"], sort_keys=True), "role": task["role"],
+                "family": task["family"], "arch": task["arch"], "teacher_arch": task.get("teacher_arch"),
+                "dataset": ds["name"] + (f"[{subset}]" if subset else ""), "seed": task["seed"],
+                "epochs": task["budget"]["epochs"], "point_index": i, "point": point["point"],
+                **{k: point[k] for k in ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes",
+                                         "load_s", "first_inference_s", "latency_s", "peak_memory_bytes")},
+                "train_wall_clock_s": rec.metrics["training"]["wall_clock_s"],
+                "train_images_seen": rec.metrics["training"]["images_seen"],
+                "train_flops": rec.metrics["training"]["train_flops"],
+                "extra_params": rec.metrics.get("extra_params", 0),
+            })
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["model"] = df.apply(lambda r: "teacher" if r.role == "teacher" else r.method, axis=1)
+        df = df.sort_values(["dataset", "family", "model", "seed", "point_index"], kind="stable")
+    return df.reset_index(drop=True)
+
+
+def mean_std(values: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
+    v = values.dropna() * scale
+    if len(v) == 0:
+        return "–"
+    if len(v) == 1:
+        return f"{v.iloc[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def human(n: float, unit: str = "") -> str:
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def baselines_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Teacher, scratch student and KD student per dataset and architecture family (mean ± std over seeds)."""
+    sub = df[df.model.isin(ROLE_LABEL)]
+    rows = []
+    for (dataset, family, model), g in sub.groupby(["dataset", "family", "model"], sort=False):
+        rows.append({
+            "dataset": dataset, "family": family, "model": ROLE_LABEL[model], "arch": g.arch.iloc[0],
+            "seeds": g.seed.nunique(), "top-1 (%)": mean_std(g.test_top1), "top-5 (%)": mean_std(g.test_top5),
+            "params": human(g.params.iloc[0]), "FLOPs/img": human(g.flops.iloc[0]),
+            "weights": human(g.weight_bytes.iloc[0], "B"), "load (ms)": mean_std(g.load_s, 1e3, 2),
+            "latency (ms)": mean_std(g.latency_s, 1e3, 2), "train (min)": mean_std(g.train_wall_clock_s, 1 / 60, 1),
+            "runs": " ".join(sorted(g.run_id)),
+        })
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["_f"] = out.family.map({f: i for i, f in enumerate(FAMILY_ORDER)}).fillna(99)
+    out["_m"] = out.model.map({v: i for i, v in enumerate(ROLE_LABEL.values())})
+    return out.sort_values(["dataset", "_f", "_m"]).drop(columns=["_f", "_m"]).reset_index(drop=True)
+
+
+def write_table(df: pd.DataFrame, out: Path, name: str, caption: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
+    paths[0].write_text(f"{caption}\n\n" + df.to_markdown(index=False) + "\n")
+    df.to_csv(paths[1], index=False, lineterminator="\n")
+    latex = df.drop(columns=["runs"], errors="ignore").to_latex(index=False, escape=True, caption=caption,
+                                                                label=f"tab:{name}")
+    latex = latex.replace("±", r"$\pm$")
+    paths[2].write_text(latex)
+    return paths
+
+
+def save_figure(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        p = out / f"{name}.{ext}"
+        fig.savefig(p, format=ext, metadata=FIG_METADATA[ext], bbox_inches="tight")
+        paths.append(p)
+    plt.close(fig)
+    return paths
+
+
+def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Test top-1 against FLOPs per image, one panel per (dataset, family); mean ± std over seeds as error bars."""
+    panels = [(d, f) for d in sorted(df.dataset.unique()) for f in FAMILY_ORDER + sorted(set(df.family) - set(FAMILY_ORDER))
+              if ((df.dataset == d) & (df.family == f)).any()]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s")}
+    for ax, (dataset, family) in zip(axes[0], panels):
+        sub = df[(df.dataset == dataset) & (df.family == family)]
+        for model, g in sub.groupby("model", sort=True):
+            color, marker = styles.get(model, (None, "D"))
+            agg = g.groupby("point_index").agg(flops=("flops", "first"), mean=("test_top1", "mean"),
+                                                std=("test_top1", "std"), n=("seed", "nunique"))
+            ax.errorbar(agg.flops, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, color=color, marker=marker,
+                        capsize=3, linestyle="-" if len(agg) > 1 else "none",
+                        label=f"{ROLE_LABEL.get(model, model)} (n={int(agg.n.max())})")
+        ax.set_xscale("log")
+        ax.set_xlabel("FLOPs per image")
+        ax.set_title(f"{family} · {dataset}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("test top-1 (%)")
+    fig.tight_layout()
+    return save_figure(fig, out, "accuracy_vs_flops")
+
+
+def build_report(results: str | Path = "results", out: str | Path = "reports") -> list[Path]:
+    out = Path(out)
+    df = tidy(Store(results))
+    written: list[Path] = []
+    out.mkdir(parents=True, exist_ok=True)
+    tidy_path = out / "runs.csv"
+    df.to_csv(tidy_path, index=False, lineterminator="\n", float_format="%.6g")
+    written.append(tidy_path)
+    if df.empty:
+        return written
+    table = baselines_table(df)
+    written += write_table(table, out / "tables", "baselines",
+                           "Teacher, scratch student and KD student per architecture: test top-1/top-5 "
+                           "(mean ± std over seeds), params, FLOPs per image, weight bytes, load time (median of "
+                           "trials, read + build), batch-1 latency, training wall-clock.")
+    written += accuracy_vs_flops(df, out / "figures")
+    return written

@@ -42,7 +42,7 @@ _DATA_CACHE: dict = {}
 
 
 def get_data(spec: datamod.DatasetSpec, root: str | None) -> datamod.Data:
-    key = (datamod.describe(spec), str(root))
+    key = (datamod.describe(spec), str(datamod.data_root(root)))
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one dataset in memory at a time
         _DATA_CACHE[key] = datamod.load(spec, root)
@@ -65,7 +65,7 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     device = rt.device
     data = get_data(task.dataset, rt.data_root)
     teacher = load_teacher(task, rt.store, task.dataset.num_classes, device) if task.teacher_run else None
-    method_cls = protocol.get_method(spec["method"])
+    method_cls = protocol.get_method(run.method_ref or spec["method"])
     if method_cls.needs_teacher and teacher is None:
         raise UserError(f"method {method_cls.name} needs a teacher but run {rid} has none")
     ctx = protocol.Context(task, device, task.dataset.num_classes, task.dataset.resolution, teacher)
@@ -125,7 +125,7 @@ def estimate_seconds(run: RunSpec, store: Store) -> float:
     task = run.task
     size = task.budget.augment_spec.resize or task.dataset.resolution
     flops = 3 * forward_flops(task.arch, task.dataset.num_classes, size, task.arch_kwargs)
-    if task.teacher_arch and protocol.get_method(run.method).needs_teacher:
+    if task.teacher_arch and protocol.get_method(run.method_ref or run.method).needs_teacher:
         flops += forward_flops(task.teacher_arch, task.dataset.num_classes, size, task.teacher_kwargs)
     rate = DEFAULT_TRAIN_FLOPS_PER_S
     done = [r for r in store.records() if r.metrics["training"]["wall_clock_s"] > 0]

@@ -26,6 +26,7 @@ import yaml
 from . import protocol
 from .data import DatasetSpec
 from .errors import UserError
+from .models import check_arch
 from .protocol import Budget, Task
 from .store import run_id
 
@@ -44,6 +45,7 @@ class RunSpec:
     teacher_id: str | None
     label: str = ""
     depends_on: list = field(default_factory=list)
+    method_ref: str = ""  # how the suite named the method (a name, entry point or file.py:Class); not hashed
 
     @property
     def run_id(self) -> str:
@@ -152,12 +154,15 @@ def load_suite(name_or_path: str) -> Suite:
             if key not in f:
                 raise UserError(f"{where}: family {fam} lacks {key!r}")
         dataset = DatasetSpec.from_dict(f.get("dataset", default_dataset))
-        dataset.source  # unknown dataset names fail here, before anything runs
+        dataset.source  # unknown dataset and architecture names fail here, before anything runs
+        check_arch(f["teacher"])
+        check_arch(f["student"])
         task = Task(dataset=dataset, family=fam, arch=f["teacher"], arch_kwargs=f.get("teacher_kwargs", {}),
                     budget=Budget(**_budget(f["teacher_budget"], budgets, f"{where}: family {fam}")),
                     seed=teacher_seed, role="teacher")
         spec = _spec(scratch, {}, task)
-        teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, label=f"teacher-{fam}")
+        teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, label=f"teacher-{fam}",
+                                method_ref="scratch")
         runs.append(teachers[fam])
     for i, entry in enumerate(raw["runs"]):
         _require(entry, f"{where}: runs[{i}]", RUN_KEYS)
@@ -178,7 +183,8 @@ def load_suite(name_or_path: str) -> Suite:
                             teacher_run=teacher.run_id)
                 spec = _spec(method_cls, entry.get("config", {}), task)
                 runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id,
-                                    label=f"{method_cls.name}-{fam}-s{seed}", depends_on=[teacher.run_id]))
+                                    label=f"{method_cls.name}-{fam}-s{seed}", depends_on=[teacher.run_id],
+                                    method_ref=entry["method"]))
     ids = [r.run_id for r in runs]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:

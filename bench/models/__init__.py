@@ -20,13 +20,17 @@ def preset_names() -> list[str]:
     return [f"pb_{family}_{preset}" for family, presets in FAMILIES.items() for preset in presets]
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """``timm.create_model`` with a one-line error for an unknown name."""
+def check_arch(name: str) -> None:
+    """Raise a one-line error for a name timm does not know."""
     from ..errors import UserError
     if not timm.is_model(name):
-        close = [n for n in timm.list_models("pb_*")]
-        raise UserError(f"unknown architecture {name!r}; progbench architectures are: {', '.join(close)} "
-                        f"(or any timm model name)")
+        raise UserError(f"unknown architecture {name!r}; progbench architectures are: "
+                        f"{', '.join(timm.list_models('pb_*'))} (or any timm model name)")
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """``timm.create_model`` with a one-line error for an unknown name."""
+    check_arch(name)
     return timm.create_model(name, **kwargs)
 
 
@@ -43,4 +47,4 @@ def prepare_for_device(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-__all__ = ["BlockNet", "FAMILIES", "create_model", "preset_names", "prepare_for_device"]
+__all__ = ["BlockNet", "FAMILIES", "check_arch", "create_model", "preset_names", "prepare_for_device"]

@@ -41,10 +41,11 @@ def resnet(widths: Sequence[int], depths: Sequence[int], stem_width: int | None 
     return net
 
 
-# `paper`: the official PWL ResNet (METHODS.md). `cpu`: the same 4-block structure at half width.
+# `paper`: the official PWL ResNet (METHODS.md; its stem is 64 wide, the HF ResNet default it builds on).
+# `cpu`: the same 4-block structure at half width.
 PRESETS = {
-    "teacher_paper": dict(widths=(32, 64, 128, 256), depths=(3, 4, 6, 3)),
-    "student_paper": dict(widths=(32, 64, 128, 256), depths=(1, 1, 1, 1)),
+    "teacher_paper": dict(widths=(32, 64, 128, 256), depths=(3, 4, 6, 3), stem_width=64),
+    "student_paper": dict(widths=(32, 64, 128, 256), depths=(1, 1, 1, 1), stem_width=64),
     "teacher_cpu": dict(widths=(16, 32, 64, 128), depths=(2, 2, 2, 2)),
     "student_cpu": dict(widths=(16, 32, 64, 128), depths=(1, 1, 1, 1)),
     "tiny": dict(widths=(8, 8, 16, 16), depths=(1, 1, 1, 1)),

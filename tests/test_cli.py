@@ -1,0 +1,86 @@
+"""Bad input gets one line that says what is wrong and how to fix it: no traceback, nothing in the store lost."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """
+name: t
+dataset: {name: cifar10, val_per_class: 5, train_per_class: 10, test_per_class: 5}
+budgets: {b: {epochs: 1, batch_size: 50}}
+families:
+  vgg: {teacher: pb_vgg_tiny, student: pb_vgg_tiny, teacher_budget: b, budget: b}
+runs:
+  - {method: kd, families: [vgg]}
+"""
+
+BAD = {
+    "unknown method": (GOOD.replace("method: kd", "method: kdd"), "unknown method 'kdd'; available:"),
+    "unknown architecture": (GOOD.replace("student: pb_vgg_tiny", "student: pb_vgg_huge"),
+                             "unknown architecture 'pb_vgg_huge'"),
+    "unknown dataset": (GOOD.replace("name: cifar10", "name: cifar11"), "unknown dataset 'cifar11'"),
+    "malformed yaml": (GOOD.replace("runs:", "runs: [").replace("families: [vgg]}", "families: [vgg]"),
+                       "is not valid YAML at line"),
+    "unknown key": (GOOD.replace("budgets:", "budget:"), "unknown key(s) ['budget']"),
+    "unknown config field": (GOOD.replace("families: [vgg]}", "families: [vgg], config: {temp: 3}}"),
+                             "method kd: unknown config field(s) ['temp']"),
+    "unknown budget": (GOOD.replace("budget: b}", "budget: c}"), "unknown budget 'c'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_suite_is_one_line(case, tmp_path, capsys):
+    text, message = BAD[case]
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(text)
+    store = tmp_path / "results"
+    code = run_cli("run", str(suite), "--results", str(store), "--no-progress")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("progbench: error:"), err
+    assert message in err[0]
+
+
+def test_missing_data_root(tmp_path, capsys, monkeypatch):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(GOOD)
+    monkeypatch.setenv("PROGBENCH_DATA", str(tmp_path / "no-data-here"))
+    assert run_cli("run", str(suite), "--results", str(tmp_path / "r"), "--no-progress") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist; point PROGBENCH_DATA or --data-root" in err[0]
+
+
+def test_unknown_suite_name(capsys):
+    assert run_cli("plan", "cpuu") == 2
+    assert "unknown suite 'cpuu'; built-in suites: cpu, paper, smoke" in capsys.readouterr().err
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(GOOD.replace("method: kd", "method: kdd"))
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "plan", str(suite)], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["progbench: error: unknown method 'kdd'; available: kd, scratch "
+                                        "(or a path/to/file.py:ClassName, or a package exposing the "
+                                        "'progbench.methods' entry point)"]
+
+
+@pytest.mark.parametrize("suite", ["smoke", "cpu", "paper"])
+def test_builtin_suites_plan(suite, capsys, tmp_path):
+    assert run_cli("plan", suite, "--results", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert f"suite {suite}:" in out and "to run:" in out
+
+
+def test_methods_and_models_commands(capsys):
+    assert run_cli("methods") == 0
+    out = capsys.readouterr().out
+    assert "kd" in out and "T=4.0" in out and "scratch" in out
+    assert run_cli("models", "--scale", "cpu") == 0
+    out = capsys.readouterr().out
+    assert "pb_resnet_teacher_cpu" in out and "701K" in out

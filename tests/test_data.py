@@ -1,0 +1,76 @@
+"""Datasets through the registry, on the real CIFAR-10 copy: splits, the fixed val carve, batched augmentation."""
+import pytest
+import torch
+
+from bench import data
+from bench.errors import UserError
+
+SMALL = data.DatasetSpec("cifar10", val_per_class=10, train_per_class=30, test_per_class=20)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return data.load(SMALL)
+
+
+def test_split_sizes_and_dtype(small):
+    assert (len(small.train), len(small.val), len(small.test)) == (300, 100, 200)
+    assert small.train.images.dtype == torch.uint8 and small.train.images.shape[1:] == (3, 32, 32)
+    assert torch.bincount(small.val.labels).tolist() == [10] * 10
+
+
+def test_val_carve_is_fixed_and_disjoint(small):
+    again = data.load(SMALL)
+    assert torch.equal(again.val.images, small.val.images)  # same carve every time, whatever the run seed
+    train_rows = {bytes(x.contiguous().numpy()) for x in small.train.images}
+    assert not any(bytes(x.contiguous().numpy()) in train_rows for x in small.val.images)
+
+
+def test_full_cifar10_split(small):
+    full = data.load(data.DatasetSpec("cifar10"))
+    assert (len(full.train), len(full.val), len(full.test)) == (45000, 5000, 10000)
+
+
+def test_augmentation_is_batched_seeded_and_label_preserving(small):
+    prep = data.Preprocess(small.mean, small.std, data.AugmentSpec(crop_padding=4, flip=True, rotation=15),
+                           torch.device("cpu"))
+    x = small.train.images[:64]
+    a = prep(x, train=True, generator=torch.Generator().manual_seed(1))
+    b = prep(x, train=True, generator=torch.Generator().manual_seed(1))
+    c = prep(x, train=True, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (64, 3, 32, 32) and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    plain = prep(x, train=False)
+    assert abs(plain.mean().item()) < 0.3 and 0.7 < plain.std().item() < 1.3  # normalised by CIFAR mean/std
+
+
+def test_crop_without_padding_or_flip_is_identity(small):
+    prep = data.Preprocess(small.mean, small.std, data.AugmentSpec(crop_padding=0, flip=False), torch.device("cpu"))
+    x = small.train.images[:8]
+    assert torch.equal(prep(x, train=True, generator=torch.Generator()), prep(x, train=False))
+
+
+def test_unknown_dataset():
+    with pytest.raises(UserError, match="unknown dataset 'cifar11'"):
+        data.load(data.DatasetSpec("cifar11"))
+
+
+def test_missing_data_root(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        data.load(SMALL, root=tmp_path / "nowhere")
+
+
+def test_wrong_layout(tmp_path):
+    (tmp_path / "cifar10").mkdir()
+    (tmp_path / "cifar10" / "images.zip").write_bytes(b"not a dataset")
+    with pytest.raises(UserError, match="not found under the data root"):
+        data.load(SMALL, root=tmp_path)
+
+
+def test_imagenette_subset_of_classes(data_root):
+    spec = data.DatasetSpec("imagenette", image_size=32, val_per_class=5, train_per_class=10, test_per_class=5,
+                            classes=(0, 3, 7))
+    d = data.load(spec)
+    assert d.spec.num_classes == 3
+    assert sorted(d.train.labels.unique().tolist()) == [0, 1, 2]
+    assert d.train.images.shape == (30, 3, 32, 32)

@@ -1,0 +1,46 @@
+"""The results store: complete records are verified by checksum; corrupt ones are detected, quarantined, redone."""
+import json
+import shutil
+
+from bench.store import Store
+from tests.conftest import run_cli
+
+
+def test_smoke_records_are_complete(smoke_store):
+    store = Store(smoke_store)
+    records = store.records()
+    assert len(records) == 6  # 2 teachers, 2 scratch, 2 KD seeds
+    for rec in records:
+        assert store.status(rec.run_id) == "done"
+        assert set(json.loads((rec.path / "record.json").read_text())["files"]) >= {
+            "spec.json", "env.json", "metrics.json", "log.jsonl", "predictions.safetensors"}
+        env = json.loads((rec.path / "env.json").read_text())
+        assert env["packages"]["torch"] and env["torch_threads"] >= 1 and env["cpu"]
+    teachers = [r for r in records if r.spec["task"]["role"] == "teacher"]
+    assert len(teachers) == 2 and all(r.teacher_weights.exists() for r in teachers)
+
+
+def test_corrupt_record_is_detected_quarantined_and_redone(smoke_store, tmp_path, capsys):
+    store_dir = tmp_path / "results"
+    shutil.copytree(smoke_store, store_dir)
+    store = Store(store_dir)
+    victim = next(r for r in store.records() if r.spec["method"] == "scratch")
+    metrics = victim.path / "metrics.json"
+    original = metrics.read_text()
+    metrics.write_text(original.replace('"test_top1": 0', '"test_top1": 1', 1))  # a hand-edited number
+    assert store.status(victim.run_id) == "corrupt"
+    assert victim.run_id not in [r.run_id for r in store.records()]  # never used
+    assert run_cli("run", "smoke", "--results", str(store_dir), "--no-progress") == 0
+    out = capsys.readouterr().out
+    assert f"{victim.run_id}: corrupt record (metrics.json does not match its sha256" in out
+    assert store.status(victim.run_id) == "done"
+    kept = list((store_dir / "quarantine").glob(f"{victim.run_id}-*"))
+    assert len(kept) == 1 and (kept[0] / "metrics.json").read_text() != original  # nothing lost
+    assert "1 run(s) trained" in out and out.count(": cached") == 5  # only the corrupt run was redone
+
+
+def test_interrupted_run_is_partial_not_corrupt(tmp_path):
+    store = Store(tmp_path)
+    (store.work_dir("kd-vgg-s0-abc") / "weights").mkdir(parents=True)
+    assert store.status("kd-vgg-s0-abc") == "partial"
+    assert store.status("nothing-here") == "missing"

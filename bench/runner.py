@@ -4,7 +4,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,6 +36,12 @@ class Runtime:
     data_root: str | None = None
     progress: bool = True
     eval_settings: EvalSettings = EvalSettings()
+    env: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Taken once, when the code that will run has been imported: a commit made while a long suite runs must not
+        # be credited with its results.
+        self.env = self.env or environment(self.device)
 
 
 _DATA_CACHE: dict = {}
@@ -97,7 +103,7 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         "method_params": sum(p.numel() for p in method_params.values()),
         "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
     }
-    rt.store.write(rid, spec, environment(device), metrics, state.log, predictions,
+    rt.store.write(rid, spec, rt.env, metrics, state.log, predictions,
                    teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)
     del method, teacher
     gc.collect()

@@ -15,8 +15,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -123,14 +121,12 @@ class Trainer:
     """Runs a method's phases with checkpoints in ``work_dir``; resumes from the last finished epoch."""
 
     def __init__(self, method: Method, data: datamod.Data, budget: Budget, seed: int, device: torch.device,
-                 work_dir: Path, run_label: str = "", progress: bool = True,
-                 on_epoch: Callable[[TrainState], None] | None = None):
+                 work_dir: Path, run_label: str = "", progress: bool = True):
         self.method, self.data, self.budget, self.seed, self.device = method, data, budget, seed, device
         self.work_dir = Path(work_dir)
         self.ckpt_path = self.work_dir / "checkpoint.pt"
         self.run_label = run_label
         self.progress = progress
-        self.on_epoch = on_epoch
         self.prep = datamod.Preprocess(data.mean, data.std, budget.augment_spec, device)
 
     def _load_checkpoint(self) -> tuple[TrainState, dict | None]:
@@ -232,9 +228,6 @@ class Trainer:
             state.log.append(row)
             state.epoch = epoch + 1
             self._save(state, optimizer)
-            if self.progress:
-                tqdm.write(f"{self.run_label} {phase.name} epoch {epoch + 1}/{epochs}: "
-                           + " ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in row.items() if k.startswith("loss/"))
-                           + f" val={val_acc:.4f} ({row['epoch_s']:.0f}s)")
-            if self.on_epoch:
-                self.on_epoch(state)
+            tqdm.write(f"{self.run_label} {phase.name} epoch {epoch + 1}/{epochs}: "  # also in logs without bars
+                       + " ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in row.items() if k.startswith("loss/"))
+                       + f" val={val_acc:.4f} ({row['epoch_s']:.0f}s)")

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     from .runner import RunFailed
 
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines reach a redirected log as they happen
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:

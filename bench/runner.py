@@ -84,6 +84,7 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         state = trainer.run()
     except NonFiniteLoss as exc:
         raise RunFailed(f"run {rid}: {exc}") from None
+    t_eval = time.perf_counter()
     points = method.anytime_family()
     if not points:
         raise RunFailed(f"run {rid}: method {method_cls.name} returned an empty anytime family")
@@ -100,6 +101,7 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         "points": point_metrics,
         "training": {"wall_clock_s": state.wall_clock_s, "epochs": state.epochs_total,
                      "images_seen": state.images_seen, "train_flops": state.train_flops},
+        "evaluation_s": time.perf_counter() - t_eval,
         "method_params": sum(p.numel() for p in method_params.values()),
         "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
     }

@@ -42,6 +42,7 @@ def tidy(store: Store) -> pd.DataFrame:
                 "train_wall_clock_s": rec.metrics["training"]["wall_clock_s"],
                 "train_images_seen": rec.metrics["training"]["images_seen"],
                 "train_flops": rec.metrics["training"]["train_flops"],
+                "evaluation_s": rec.metrics.get("evaluation_s", float("nan")),
                 "extra_params": rec.metrics.get("extra_params", 0),
             })
     df = pd.DataFrame(rows)
@@ -78,7 +79,7 @@ def baselines_table(df: pd.DataFrame) -> pd.DataFrame:
             "params": human(g.params.iloc[0]), "FLOPs/img": human(g.flops.iloc[0]),
             "weights": human(g.weight_bytes.iloc[0], "B"), "load (ms)": mean_std(g.load_s, 1e3, 2),
             "latency (ms)": mean_std(g.latency_s, 1e3, 2), "train (min)": mean_std(g.train_wall_clock_s, 1 / 60, 1),
-            "runs": " ".join(sorted(g.run_id)),
+            "run ids": " ".join(sorted(g.run_id)),
         })
     out = pd.DataFrame(rows)
     if out.empty:
@@ -88,12 +89,28 @@ def baselines_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["dataset", "_f", "_m"]).drop(columns=["_f", "_m"]).reset_index(drop=True)
 
 
+def cost_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Training cost per dataset, family and model, summed over runs, with a total: what the store took to fill."""
+    runs = df.drop_duplicates("run_id")
+    rows = []
+    for (dataset, family, model), g in runs.groupby(["dataset", "family", "model"], sort=False):
+        rows.append({"dataset": dataset, "family": family, "model": ROLE_LABEL.get(model, model), "runs": len(g),
+                     "train wall-clock (min)": round(g.train_wall_clock_s.sum() / 60, 1),
+                     "evaluation (min)": round(g.evaluation_s.sum() / 60, 1),
+                     "images seen": human(g.train_images_seen.sum()), "train FLOPs": human(g.train_flops.sum())})
+    rows.append({"dataset": "all", "family": "", "model": "", "runs": len(runs),
+                 "train wall-clock (min)": round(runs.train_wall_clock_s.sum() / 60, 1),
+                 "evaluation (min)": round(runs.evaluation_s.sum() / 60, 1),
+                 "images seen": human(runs.train_images_seen.sum()), "train FLOPs": human(runs.train_flops.sum())})
+    return pd.DataFrame(rows)
+
+
 def write_table(df: pd.DataFrame, out: Path, name: str, caption: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
     paths[0].write_text(f"{caption}\n\n" + df.to_markdown(index=False) + "\n")
     df.to_csv(paths[1], index=False, lineterminator="\n")
-    latex = df.drop(columns=["runs"], errors="ignore").to_latex(index=False, escape=True, caption=caption,
+    latex = df.drop(columns=["run ids"], errors="ignore").to_latex(index=False, escape=True, caption=caption,
                                                                 label=f"tab:{name}")
     latex = latex.replace("±", r"$\pm$")
     paths[2].write_text(latex)
@@ -153,5 +170,9 @@ def build_report(results: str | Path = "results", out: str | Path = "reports") -
                            "Teacher, scratch student and KD student per architecture: test top-1/top-5 "
                            "(mean ± std over seeds), params, FLOPs per image, weight bytes, load time (median of "
                            "trials, read + build), batch-1 latency, training wall-clock.")
+    written += write_table(cost_table(df), out / "tables", "training_cost",
+                           "Cost of the runs in the store: wall-clock of the training epochs (validation included) "
+                           "and of the harness's evaluation of every operating point, images seen and training FLOPs (one step counted with "
+                           "torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
     return written

@@ -74,3 +74,21 @@ def test_imagenette_subset_of_classes(data_root):
     assert d.spec.num_classes == 3
     assert sorted(d.train.labels.unique().tolist()) == [0, 1, 2]
     assert d.train.images.shape == (30, 3, 32, 32)
+
+
+def test_imagenet1k_subset_from_an_image_folder(tmp_path, small):
+    """A user's local ImageNet-1K in ImageFolder layout, subset by wnids (real CIFAR images stand in for photos)."""
+    from PIL import Image
+    wnids = ["n01440764", "n02102040", "n02979186"]
+    for split, per_class in (("train", 6), ("validation", 2)):
+        for c, wnid in enumerate(wnids):
+            folder = tmp_path / "imagenet" / split / wnid
+            folder.mkdir(parents=True)
+            picks = (small.train.labels == c).nonzero().flatten()[:per_class]
+            for i in picks.tolist():
+                Image.fromarray(small.train.images[i].permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    spec = data.DatasetSpec("imagenet1k", image_size=32, val_per_class=2, train_per_class=4,
+                            classes=("n02979186", "n01440764"))
+    d = data.load(spec, root=tmp_path)
+    assert (len(d.train), len(d.val), len(d.test)) == (8, 4, 4)
+    assert sorted(d.train.labels.tolist()) == [0, 0, 0, 0, 1, 1, 1, 1]  # relabelled in the order given

@@ -11,9 +11,9 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ class DatasetSpec:
     per_class: int | None = None  # imagenet1k subsets: images per class taken from train before the carve
 
     @classmethod
-    def from_dict(cls, d: dict | str) -> "DatasetSpec":
+    def from_dict(cls, d: dict | str) -> DatasetSpec:
         if isinstance(d, str):
             d = {"name": d}
         unknown = set(d) - set(cls.__dataclass_fields__)
@@ -291,7 +291,7 @@ class AugmentSpec:
     resize: int | None = None  # train/eval at this size (e.g. CIFAR at 224 for the paper ViT)
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "AugmentSpec":
+    def from_dict(cls, d: dict | None) -> AugmentSpec:
         d = d or {}
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:

@@ -18,10 +18,11 @@ import dataclasses
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ class Budget:
     compile: bool = False  # torch.compile the trained module (measured: no gain for these models on CPU)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Budget":
+    def from_dict(cls, d: dict) -> Budget:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise UserError(f"budget: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
@@ -144,7 +145,7 @@ class Method(nn.Module):
 
     needs_teacher: ClassVar[bool] = False
 
-    def __init__(self, ctx: Context, config: "Method.Config"):
+    def __init__(self, ctx: Context, config: Method.Config):
         super().__init__()
         self.config = config
         object.__setattr__(self, "ctx", ctx)  # not a submodule: the teacher is never part of the checkpoint
@@ -207,5 +208,6 @@ def get_method(name: str) -> type[Method]:
     methods = available_methods()
     if name not in methods:
         raise UserError(f"unknown method {name!r}; available: {', '.join(sorted(methods))} "
-                        f"(or a path/to/file.py:ClassName, or a package exposing the {ENTRY_POINT_GROUP!r} entry point)")
+                        f"(or a path/to/file.py:ClassName, or a package exposing the {ENTRY_POINT_GROUP!r} "
+                        f"entry point)")
     return _load_reference(methods[name])

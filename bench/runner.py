@@ -5,7 +5,6 @@ import gc
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
@@ -16,7 +15,7 @@ from . import data as datamod
 from . import protocol
 from .env import environment
 from .errors import UserError
-from .evaluate import EvalSettings, count_params, evaluate_point
+from .evaluate import EvalSettings, evaluate_point
 from .models import create_model, prepare_for_device
 from .store import Store
 from .suite import RunSpec, Suite

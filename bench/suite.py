@@ -154,7 +154,7 @@ def load_suite(name_or_path: str) -> Suite:
             if key not in f:
                 raise UserError(f"{where}: family {fam} lacks {key!r}")
         dataset = DatasetSpec.from_dict(f.get("dataset", default_dataset))
-        dataset.source  # unknown dataset and architecture names fail here, before anything runs
+        _ = dataset.source  # unknown dataset and architecture names fail here, before anything runs
         check_arch(f["teacher"])
         check_arch(f["student"])
         task = Task(dataset=dataset, family=fam, arch=f["teacher"], arch_kwargs=f.get("teacher_kwargs", {}),

@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -222,9 +223,11 @@ class Trainer:
             state.images_seen += steps_per_epoch * bs
             state.train_flops += (step_flops or 0.0) * steps_per_epoch
             state.epochs_total += 1
-            row = {"phase": phase.name, "epoch": epoch + 1, **{f"loss/{k}": v / steps_per_epoch for k, v in sums.items()},
+            row = {"phase": phase.name, "epoch": epoch + 1,
+                   **{f"loss/{k}": v / steps_per_epoch for k, v in sums.items()},
                    "val_top1": val_acc, "lr": optimizer.param_groups[0]["lr"], "train_s": round(train_s, 3),
-                   "epoch_s": round(time.perf_counter() - t0, 3), "images_per_s": round(steps_per_epoch * bs / train_s, 1)}
+                   "epoch_s": round(time.perf_counter() - t0, 3),
+                   "images_per_s": round(steps_per_epoch * bs / train_s, 1)}
             state.log.append(row)
             state.epoch = epoch + 1
             self._save(state, optimizer)

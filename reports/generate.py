@@ -130,7 +130,8 @@ def save_figure(fig, out: Path, name: str) -> list[Path]:
 
 def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
     """Test top-1 against FLOPs per image, one panel per (dataset, family); mean ± std over seeds as error bars."""
-    panels = [(d, f) for d in sorted(df.dataset.unique()) for f in FAMILY_ORDER + sorted(set(df.family) - set(FAMILY_ORDER))
+    families = FAMILY_ORDER + sorted(set(df.family) - set(FAMILY_ORDER))
+    panels = [(d, f) for d in sorted(df.dataset.unique()) for f in families
               if ((df.dataset == d) & (df.family == f)).any()]
     if not panels:
         return []
@@ -172,7 +173,7 @@ def build_report(results: str | Path = "results", out: str | Path = "reports") -
                            "trials, read + build), batch-1 latency, training wall-clock.")
     written += write_table(cost_table(df), out / "tables", "training_cost",
                            "Cost of the runs in the store: wall-clock of the training epochs (validation included) "
-                           "and of the harness's evaluation of every operating point, images seen and training FLOPs (one step counted with "
-                           "torch.utils.flop_counter, times the steps).")
+                           "and of the harness's evaluation of every operating point, images seen and training "
+                           "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
     return written

@@ -1,6 +1,5 @@
 """Whole runs: the smoke suite end to end, caching, resume after a kill, determinism, and a NaN loss."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,4 +1,5 @@
-"""progbench architectures. Importing this package registers them with timm: ``timm.create_model("pb_vgg_teacher_cpu")``.
+"""progbench architectures. Importing this package registers them with timm:
+``timm.create_model("pb_vgg_teacher_cpu")``.
 
 Every family is a :class:`BlockNet` (embedder -> N blocks -> head, a feature tap after each block) with named
 presets ``<role>_<scale>``: roles ``teacher`` and ``student``, scales ``paper`` (the official PWL architectures) and

@@ -5,7 +5,7 @@ member's features, so every family exposes the same three parts and a feature ta
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from timm.models import register_model

@@ -2,7 +2,7 @@
 block per stage of timm ``BasicBlock``s; every stage after the first halves the resolution."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from timm.models.resnet import BasicBlock
 from torch import nn

@@ -1,7 +1,7 @@
 """VGG with batch norm as a BlockNet: one block = one stage of 3x3 conv-BN-ReLU layers followed by a 2x2 max-pool."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 

@@ -126,7 +126,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("PROGBENCH_CACHE", Path.home() / ".cache" / "progbench")).expanduser()
 
 
-def _find_local(source: Source, name: str, root: Path | None) -> tuple[str, Path] | None:
+def _find_local(source: Source, root: Path | None) -> tuple[str, Path] | None:
     if root is None:
         return None
     if not root.is_dir():
@@ -148,7 +148,7 @@ def _load_split(spec: DatasetSpec, split: str, root: Path | None):
     import datasets
 
     source = spec.source
-    found = _find_local(source, spec.name, root)
+    found = _find_local(source, root)
     hf_split = source.splits[split]
     if found is not None:
         kind, d = found
@@ -178,47 +178,53 @@ def _fingerprint(ds) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
-def _decode(ds, source: Source, size: int, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+def _columns(spec: DatasetSpec, ds, origin: str) -> tuple[str, str]:
+    source = spec.source
+    image = source.image_column if source.image_column in ds.column_names else "image"
+    label = source.label_column if source.label_column in ds.column_names else "label"
+    if image not in ds.column_names or label not in ds.column_names:
+        raise UserError(f"dataset {spec.name} at {origin}: columns {ds.column_names} lack the image/label columns "
+                        f"{source.image_column!r}/{source.label_column!r}; is this the right folder?")
+    return image, label
+
+
+def _decode(ds, rows: np.ndarray, image_column: str, size: int) -> np.ndarray:
     from PIL import Image
     from tqdm import tqdm
 
-    image_column = source.image_column if source.image_column in ds.column_names else "image"
-    n = len(ds)
-    images = np.empty((n, size, size, 3), dtype=np.uint8)
-    labels = np.asarray(ds[label_column], dtype=np.int64)
+    images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
     step = 1000
-    for start in tqdm(range(0, n, step), desc=f"decoding {n} images", unit_scale=step, leave=False):
-        for i, img in enumerate(ds[start:start + step][image_column]):
+    for start in tqdm(range(0, len(rows), step), desc=f"decoding {len(rows)} images", leave=False):
+        chunk = rows[start:start + step]
+        contiguous = len(chunk) and chunk[-1] - chunk[0] == len(chunk) - 1
+        batch = ds[int(chunk[0]):int(chunk[-1]) + 1] if contiguous else ds.select(chunk.tolist())[:]
+        for i, img in enumerate(batch[image_column]):
             img = img.convert("RGB")
             if img.size != (size, size):
                 img = img.resize((size, size), Image.BICUBIC)
             images[start + i] = np.asarray(img)
-    return images, labels
+    return images
 
 
-def decoded_split(spec: DatasetSpec, split: str, root: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """The whole split decoded at ``spec.resolution`` as (NHWC uint8, labels), cached on disk after the first call."""
-    ds, origin = _load_split(spec, split, root)
-    source = spec.source
-    label_column = source.label_column if source.label_column in ds.column_names else "label"
-    missing = {c for c in (label_column,) if c not in ds.column_names}
-    if missing or not ({source.image_column, "image"} & set(ds.column_names)):
-        raise UserError(f"dataset {spec.name} at {origin}: columns {ds.column_names} lack the image/label columns "
-                        f"{source.image_column!r}/{source.label_column!r}; is this the right folder?")
-    key = f"{spec.name}-{split}-{spec.resolution}px-{_fingerprint(ds)}"
-    path = cache_root() / f"{key}.npz"
+def decoded_rows(spec: DatasetSpec, split: str, ds, origin: str, rows: np.ndarray) -> np.ndarray:
+    """Images ``rows`` (ascending) of a split decoded at ``spec.resolution`` as NHWC uint8, cached on disk."""
+    image_column, _ = _columns(spec, ds, origin)
+    which = "all" if len(rows) == len(ds) else hashlib.sha256(rows.tobytes()).hexdigest()[:12]
+    path = cache_root() / f"{spec.name}-{split}-{spec.resolution}px-{_fingerprint(ds)}-{which}.npy"
     if path.exists():
         try:
-            with np.load(path) as z:
-                return z["images"], z["labels"]
+            images = np.load(path)
+            if images.shape == (len(rows), spec.resolution, spec.resolution, 3):
+                return images
         except Exception:  # a torn or corrupt cache file is rebuilt, never trusted
-            path.unlink()
-    images, labels = _decode(ds, source, spec.resolution, label_column)
+            pass
+        path.unlink()
+    images = _decode(ds, rows, image_column, spec.resolution)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, images=images, labels=labels)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npy")
+    np.save(tmp, images)
     os.replace(tmp, path)
-    return images, labels
+    return images
 
 
 def _per_class(labels: np.ndarray, classes: np.ndarray, count: int | None, rng: np.random.Generator,
@@ -237,13 +243,12 @@ def _per_class(labels: np.ndarray, classes: np.ndarray, count: int | None, rng: 
     return np.sort(np.concatenate(chosen))
 
 
-def _class_ids(spec: DatasetSpec, root: Path | None) -> np.ndarray | None:
+def _class_ids(spec: DatasetSpec, ds, label_column: str) -> np.ndarray | None:
     if not spec.classes:
         return None
     if all(isinstance(c, int) for c in spec.classes):
         return np.asarray(spec.classes)
-    ds, _ = _load_split(spec, "train", root)  # wnids: map through the ClassLabel names
-    names = ds.features[spec.source.label_column].names
+    names = ds.features[label_column].names  # wnids or class names: map through the ClassLabel names
     missing = [c for c in spec.classes if c not in names]
     if missing:
         raise UserError(f"dataset {spec.name}: unknown classes {missing[:5]}; use class indices or names from the "
@@ -252,32 +257,45 @@ def _class_ids(spec: DatasetSpec, root: Path | None) -> np.ndarray | None:
 
 
 def load(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Data:
-    """Train (minus the carve), val (the carve) and test splits of ``spec`` as uint8 tensors."""
+    """Train (minus the carve), val (the carve) and test splits of ``spec`` as uint8 tensors.
+
+    Rows are chosen from the label columns first and only the chosen images are decoded, so a subset of a large
+    local ImageNet-1K costs what the subset costs.
+    """
     root_path = data_root(root)
-    train_x, train_y = decoded_split(spec, "train", root_path)
-    test_x, test_y = decoded_split(spec, "test", root_path)
-    class_ids = _class_ids(spec, root_path)
+    train_ds, train_origin = _load_split(spec, "train", root_path)
+    test_ds, test_origin = _load_split(spec, "test", root_path)
+    _, train_label = _columns(spec, train_ds, train_origin)
+    _, test_label = _columns(spec, test_ds, test_origin)
+    train_y = np.asarray(train_ds[train_label], dtype=np.int64)
+    test_y = np.asarray(test_ds[test_label], dtype=np.int64)
+    class_ids = _class_ids(spec, train_ds, train_label)
     classes = class_ids if class_ids is not None else np.arange(spec.source.num_classes)
     rng = np.random.default_rng(VAL_CARVE_SEED)
-    pool = _per_class(train_y, classes, spec.per_class, rng) if spec.per_class else None
-    labels_pool = train_y if pool is None else np.full_like(train_y, -1)
-    if pool is not None:
+    labels_pool = train_y
+    if spec.per_class:
+        pool = _per_class(train_y, classes, spec.per_class, rng)
+        labels_pool = np.full_like(train_y, -1)
         labels_pool[pool] = train_y[pool]
     val_idx = _per_class(labels_pool, classes, spec.val_per_class, rng)
     train_idx = _per_class(labels_pool, classes, spec.train_per_class, rng, exclude=val_idx)
     test_idx = _per_class(test_y, classes, spec.test_per_class, np.random.default_rng(VAL_CARVE_SEED + 1))
+    train_rows = np.union1d(train_idx, val_idx)
+    train_x = decoded_rows(spec, "train", train_ds, train_origin, train_rows)
+    test_x = decoded_rows(spec, "test", test_ds, test_origin, test_idx)
     remap = None
     if class_ids is not None:  # subsets are relabelled 0..k-1 in the order given
         remap = np.full(max(int(train_y.max()), int(test_y.max())) + 1, -1)
         remap[class_ids] = np.arange(len(class_ids))
 
-    def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
+    def split(x: np.ndarray, rows: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
         labels = y[idx] if remap is None else remap[y[idx]]
-        return Split(torch.from_numpy(x[idx]).permute(0, 3, 1, 2), torch.from_numpy(labels))
+        images = x[np.searchsorted(rows, idx)]
+        return Split(torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels))
 
     source = spec.source
-    return Data(spec, split(train_x, train_y, train_idx), split(train_x, train_y, val_idx),
-                split(test_x, test_y, test_idx), source.mean, source.std)
+    return Data(spec, split(train_x, train_rows, train_y, train_idx), split(train_x, train_rows, train_y, val_idx),
+                split(test_x, test_idx, test_y, test_idx), source.mean, source.std)
 
 
 # --- batched augmentation on the training device -------------------------------------------------------------------

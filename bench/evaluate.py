@@ -22,6 +22,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data as datamod
+from .models import prepare_for_device
 from .protocol import OperatingPoint
 from .train import autocast
 
@@ -37,6 +38,18 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
+def unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with every shared tensor (tied or stage-shared weights) kept once."""
+    seen, unique = set(), {}
+    for k, v in model.state_dict().items():
+        key = (v.data_ptr(), v.numel(), v.dtype)
+        if v.numel() and key in seen:
+            continue
+        seen.add(key)
+        unique[k] = v
+    return unique
+
+
 def flops_per_image(model: nn.Module, image: torch.Tensor) -> int:
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -46,15 +59,8 @@ def flops_per_image(model: nn.Module, image: torch.Tensor) -> int:
 
 def save_weights(model: nn.Module, path: Path) -> int:
     """The point's state dict as one safetensors file (shared tensors stored once); returns its size in bytes."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    seen: dict[int, str] = {}
-    unique = {}
-    for k, v in state.items():  # safetensors refuses aliased tensors; the loader re-ties them through the module
-        key = (v.data_ptr(), v.numel(), v.dtype)
-        if v.numel() and key in seen:
-            continue
-        seen[key] = k
-        unique[k] = v.cpu()
+    # safetensors refuses aliased tensors; the loader re-ties shared ones through the module's structure
+    unique = {k: v.detach().contiguous().cpu() for k, v in unique_tensors(model).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(unique, str(path))
     return path.stat().st_size
@@ -71,9 +77,12 @@ def _build(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:
     model = copy.deepcopy(skeleton)
     model.load_state_dict(state, strict=False, assign=True)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if leftover:  # tied or non-persistent tensors not in the file: rebuild them from a real copy
-        raise RuntimeError(f"weights file lacks {leftover[:3]}")
-    return model.eval()
+    if leftover:
+        raise RuntimeError(f"weights file {path} lacks {leftover[:3]}: the point's state dict must hold all it needs")
+    model = prepare_for_device(model, device).eval()  # the same layout as the model whose latency is measured
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return model
 
 
 def time_loading(model: nn.Module, path: Path, image: torch.Tensor, device: torch.device, precision: str,
@@ -135,7 +144,7 @@ class LiveTensorBytes(TorchDispatchMode):
 
 def peak_memory(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str) -> int:
     """Peak bytes held during one batch-1 inference: the weights plus the activations alive at the worst moment."""
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    weights = sum(t.numel() * t.element_size() for t in unique_tensors(model).values())
     with torch.no_grad(), autocast(device, precision), LiveTensorBytes() as tracker:
         model(image)
     return weights + tracker.peak

@@ -27,10 +27,13 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .data import AugmentSpec, DatasetSpec
+from .data import AugmentSpec, Data, DatasetSpec
 from .errors import UserError
 
 ENTRY_POINT_GROUP = "progbench.methods"
+OPTIMIZER_KEYS = {"sgd": {"name", "lr", "momentum", "weight_decay", "nesterov"},
+                  "adamw": {"name", "lr", "weight_decay", "betas"}}
+SCHEDULE_KEYS = {"name", "warmup_epochs", "min_lr_ratio"}
 
 # The built-in methods: adding one is a file in methods/ plus a line here.
 BUILTIN = {
@@ -54,15 +57,32 @@ class Budget:
 
     @classmethod
     def from_dict(cls, d: dict) -> Budget:
+        """A validated budget: every mistake is caught here, when the suite loads, not mid-suite."""
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise UserError(f"budget: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        if "epochs" not in d:
-            raise UserError("budget: 'epochs' is required")
+        if not isinstance(d.get("epochs"), int) or d["epochs"] < 1:
+            raise UserError("budget: 'epochs' must be a whole number >= 1")
+        if "batch_size" in d and (not isinstance(d["batch_size"], int) or d["batch_size"] < 1):
+            raise UserError("budget: 'batch_size' must be a whole number >= 1")
         if d.get("precision", "bf16") not in ("bf16", "fp32"):
             raise UserError(f"budget.precision must be bf16 or fp32, not {d['precision']!r}")
-        AugmentSpec.from_dict(d.get("augment"))  # validate early
-        return cls(**d)
+        budget = cls(**d)
+        opt = budget.optimizer
+        allowed = OPTIMIZER_KEYS.get(opt.get("name", "sgd"))
+        if allowed is None:
+            raise UserError(f"budget.optimizer.name must be one of {sorted(OPTIMIZER_KEYS)}, not {opt.get('name')!r}")
+        if not isinstance(opt.get("lr"), (int, float)):
+            raise UserError("budget.optimizer needs a numeric 'lr'")
+        if set(opt) - allowed:
+            raise UserError(f"budget.optimizer: unknown key(s) {sorted(set(opt) - allowed)}; {opt.get('name', 'sgd')} "
+                            f"takes {sorted(allowed)}")
+        sched = budget.schedule
+        if sched.get("name", "cosine") not in ("cosine", "constant") or set(sched) - SCHEDULE_KEYS:
+            raise UserError(f"budget.schedule: name must be cosine or constant, keys among {sorted(SCHEDULE_KEYS)}; "
+                            f"got {sched}")
+        AugmentSpec.from_dict(budget.augment)
+        return budget
 
     @property
     def augment_spec(self) -> AugmentSpec:
@@ -122,8 +142,9 @@ class Context:
     task: Task
     device: torch.device
     num_classes: int
-    image_size: int
-    teacher: nn.Module | None = None  # frozen, eval mode, on device
+    image_size: int  # what the model sees (after any resize)
+    teacher: nn.Module | None = None  # frozen, eval mode, on device (methods with needs_teacher only)
+    data: Data | None = None  # the run's splits, for methods that need passes over them (e.g. B-DISTIL's weights)
 
     def create_model(self, name: str | None = None, **kwargs) -> nn.Module:
         """Build an architecture (the task's own by default) for this dataset."""
@@ -191,6 +212,11 @@ def _load_reference(ref: str) -> type:
         raise UserError(f"method reference {ref!r}: {module_name} has no {attr!r}") from None
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise UserError(f"method reference {ref!r} is not a subclass of bench.protocol.Method")
+    if not cls.__dict__.get("name"):  # an inherited name would give it another method's run ids and results
+        raise UserError(f"method {ref!r} must set its own class attribute `name`")
+    registered = available_methods().get(cls.name)
+    if registered and registered != ref and _load_reference(registered) is not cls:
+        raise UserError(f"method {ref!r} is named {cls.name!r}, which is taken by {registered}; choose another name")
     return cls
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from .evaluate import EvalSettings, evaluate_point
 from .models import create_model, prepare_for_device
 from .store import Store
 from .suite import RunSpec, Suite
-from .train import NonFiniteLoss, Trainer
+from .train import Trainer, TrainingError
 
 DEFAULT_TRAIN_FLOPS_PER_S = 3e11  # bf16 on the 2-core AMX machine, measured on the cpu presets; refined from records
 
@@ -54,14 +55,16 @@ def get_data(spec: datamod.DatasetSpec, root: str | None) -> datamod.Data:
     return _DATA_CACHE[key]
 
 
-def load_teacher(task: protocol.Task, store: Store, num_classes: int, device: torch.device) -> nn.Module:
+def load_teacher(task: protocol.Task, store: Store, num_classes: int, device: torch.device
+                 ) -> tuple[nn.Module, str]:
+    """The task's teacher, frozen and in eval mode, and the sha256 of its (verified) weights file."""
     record = store.teacher_record(task.teacher_run)
     teacher = create_model(task.teacher_arch, num_classes=num_classes, **task.teacher_kwargs)
     teacher.load_state_dict(load_file(str(record.teacher_weights)))
     teacher = prepare_for_device(teacher.to(device), device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    return teacher
+    return teacher, record.teacher_sha256
 
 
 def execute(run: RunSpec, rt: Runtime) -> dict:
@@ -69,24 +72,28 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     task, spec, rid = run.task, run.spec, run.run_id
     device = rt.device
     data = get_data(task.dataset, rt.data_root)
-    teacher = load_teacher(task, rt.store, task.dataset.num_classes, device) if task.teacher_run else None
     method_cls = protocol.get_method(run.method_ref or spec["method"])
-    if method_cls.needs_teacher and teacher is None:
-        raise UserError(f"method {method_cls.name} needs a teacher but run {rid} has none")
-    ctx = protocol.Context(task, device, task.dataset.num_classes, task.dataset.resolution, teacher)
+    teacher, inputs = None, {}
+    if method_cls.needs_teacher:
+        if not task.teacher_run:
+            raise UserError(f"method {method_cls.name} needs a teacher but run {rid} has none")
+        # The teacher is named by run id; its weights' checksum pins what this student actually distilled from.
+        teacher, inputs["teacher_sha256"] = load_teacher(task, rt.store, task.dataset.num_classes, device)
+    size = task.budget.augment_spec.resize or task.dataset.resolution
+    ctx = protocol.Context(task, device, task.dataset.num_classes, size, teacher, data)
     torch.manual_seed(task.seed)  # weight initialisation
     method = method_cls(ctx, method_cls.make_config(spec["config"])).to(device)
     prepare_for_device(method, device)
     work = rt.store.work_dir(rid)
-    trainer = Trainer(method, data, task.budget, task.seed, device, work, run_label=run.label, progress=rt.progress)
+    trainer = Trainer(method, data, task.budget, task.seed, device, work, run_label=run.label, progress=rt.progress,
+                      inputs=inputs)
     try:
         state = trainer.run()
-    except NonFiniteLoss as exc:
+    except TrainingError as exc:
         raise RunFailed(f"run {rid}: {exc}") from None
     t_eval = time.perf_counter()
     points = method.anytime_family()
-    if not points:
-        raise RunFailed(f"run {rid}: method {method_cls.name} returned an empty anytime family")
+    check_family(points, f"run {rid}: method {method_cls.name}")
     point_metrics, predictions = [], {}
     for point in points:
         prepare_for_device(point.model, device)
@@ -96,7 +103,11 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         predictions[point.name] = logits
     in_points = {id(p) for pt in points for p in pt.model.parameters()}
     method_params = {id(p): p for p in method.parameters()}
+    flops = [m["flops"] for m in point_metrics]
+    if flops != sorted(flops):
+        raise RunFailed(f"run {rid}: method {method_cls.name}'s anytime family is not cheapest first (FLOPs {flops})")
     metrics = {
+        **inputs,
         "points": point_metrics,
         "training": {"wall_clock_s": state.wall_clock_s, "epochs": state.epochs_total,
                      "images_seen": state.images_seen, "train_flops": state.train_flops},
@@ -109,6 +120,14 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     del method, teacher
     gc.collect()
     return metrics
+
+
+def check_family(points: list, where: str) -> None:
+    names = [p.name for p in points]
+    if not points:
+        raise RunFailed(f"{where} returned an empty anytime family")
+    if len(set(names)) != len(names) or not all(re.fullmatch(r"[A-Za-z0-9_.+-]+", n) for n in names):
+        raise RunFailed(f"{where}: operating point names must be unique and file-name safe, got {names}")
 
 
 def forward_flops(arch: str, num_classes: int, image_size: int, kwargs: dict | None = None) -> int:
@@ -127,28 +146,32 @@ def train_size(spec: datamod.DatasetSpec) -> int:
     return per_class * spec.num_classes
 
 
-def estimate_seconds(run: RunSpec, store: Store) -> float:
-    """Rough training time: 3x forward FLOPs (+1x teacher forward) per image, at a rate calibrated on the store."""
+def training_rate(store: Store) -> float:
+    """Training FLOPs per second achieved by the store's finished runs (a default when there are none)."""
+    done = [r for r in store.records() if r.metrics["training"]["wall_clock_s"] > 0]
+    if not done:
+        return DEFAULT_TRAIN_FLOPS_PER_S
+    return sum(r.metrics["training"]["train_flops"] for r in done) / sum(
+        r.metrics["training"]["wall_clock_s"] for r in done)
+
+
+def estimate_seconds(run: RunSpec, rate: float) -> float:
+    """Rough training time: 3x forward FLOPs (+1x teacher forward) per image, at ``rate`` FLOP/s."""
     task = run.task
     size = task.budget.augment_spec.resize or task.dataset.resolution
     flops = 3 * forward_flops(task.arch, task.dataset.num_classes, size, task.arch_kwargs)
     if task.teacher_arch and protocol.get_method(run.method_ref or run.method).needs_teacher:
         flops += forward_flops(task.teacher_arch, task.dataset.num_classes, size, task.teacher_kwargs)
-    rate = DEFAULT_TRAIN_FLOPS_PER_S
-    done = [r for r in store.records() if r.metrics["training"]["wall_clock_s"] > 0]
-    if done:
-        total_flops = sum(r.metrics["training"]["train_flops"] for r in done)
-        total_s = sum(r.metrics["training"]["wall_clock_s"] for r in done)
-        rate = total_flops / total_s
     return flops * train_size(task.dataset) * task.budget.epochs / rate
 
 
 def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
     rows = []
+    rate = training_rate(store)
     for run in suite.select(only):
         status = store.status(run.run_id)
         record = store.get(run.run_id) if status == "done" else None
-        seconds = record.metrics["training"]["wall_clock_s"] if record else estimate_seconds(run, store)
+        seconds = record.metrics["training"]["wall_clock_s"] if record else estimate_seconds(run, rate)
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
                      "status": status, "train_min": seconds / 60, "estimated": record is None})
     return rows

@@ -74,10 +74,16 @@ class Record:
     def teacher_weights(self) -> Path:
         return self.path / "teacher.safetensors"
 
+    @property
+    def teacher_sha256(self) -> str:
+        return json.loads((self.path / "record.json").read_text())["files"]["teacher.safetensors"]["sha256"]
+
 
 class Store:
     def __init__(self, root: str | os.PathLike = "results"):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"results store {self.root} is not a folder; pass --results DIR")
         self.runs = self.root / "runs"
 
     def run_dir(self, rid: str) -> Path:
@@ -90,29 +96,35 @@ class Store:
     def verify(self, rid: str) -> Record:
         """The complete record of ``rid``, or :class:`CorruptRecord` saying what is wrong."""
         d = self.run_dir(rid)
+        if not (d / "record.json").exists():
+            raise CorruptRecord("no record.json (the run did not finish)")
         try:
-            manifest = json.loads((d / "record.json").read_text())
-        except FileNotFoundError:
-            raise CorruptRecord("no record.json (the run did not finish)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CorruptRecord("record.json is not valid JSON") from None
-        files = manifest.get("files", {})
+            return self._verify(rid, d)
+        except CorruptRecord:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # malformed, not merely altered
+            raise CorruptRecord(f"malformed record ({type(exc).__name__}: {exc})") from None
+
+    def _verify(self, rid: str, d: Path) -> Record:
+        manifest = json.loads((d / "record.json").read_text())
+        files = manifest["files"]
         for name in RECORD_FILES:
             if name not in files:
                 raise CorruptRecord(f"record.json does not list {name}")
         for name, meta in files.items():
             p = d / name
-            if not p.exists():
+            if not p.is_file():
                 raise CorruptRecord(f"{name} is missing")
             if p.stat().st_size != meta["bytes"] or sha256_file(p) != meta["sha256"]:
                 raise CorruptRecord(f"{name} does not match its sha256 in record.json")
-        try:
-            spec = json.loads((d / "spec.json").read_text())
-            metrics = json.loads((d / "metrics.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise CorruptRecord(f"unreadable JSON ({exc})") from None
+        spec = json.loads((d / "spec.json").read_text())
+        metrics = json.loads((d / "metrics.json").read_text())
         if run_id(spec) != rid:
             raise CorruptRecord("spec.json does not hash to this run id")
+        if spec["task"]["role"] == "teacher" and "teacher.safetensors" not in files:
+            raise CorruptRecord("a teacher record must list teacher.safetensors")
+        if not metrics["points"]:
+            raise CorruptRecord("metrics.json has no operating points")
         return Record(rid, d, spec, metrics)
 
     def status(self, rid: str) -> str:
@@ -124,7 +136,7 @@ class Store:
             self.verify(rid)
             return "done"
         except CorruptRecord:
-            has_results = any((d / name).exists() for name in (*RECORD_FILES, "record.json"))
+            has_results = any(item.name != "work" for item in d.iterdir())
             return "corrupt" if has_results else "partial"
 
     def get(self, rid: str) -> Record | None:
@@ -150,10 +162,19 @@ class Store:
 
     # --- writing ----------------------------------------------------------------------------------------------------
     def quarantine(self, rid: str, reason: str) -> Path:
-        """Move a corrupt run folder aside (never delete it); returns where it went."""
-        dest = self.root / "quarantine" / f"{rid}-{time.strftime('%Y%m%d-%H%M%S')}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(self.run_dir(rid)), dest)
+        """Move a corrupt record's files aside (never delete them); returns where they went.
+
+        ``work/`` stays: a finished training's checkpoint is not part of the record, and lets the run resume straight
+        to evaluation (a kill during ``write`` leaves result files without ``record.json``).
+        """
+        base = self.root / "quarantine" / f"{rid}-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest, n = base, 1
+        while dest.exists():
+            dest, n = base.with_name(f"{base.name}-{n}"), n + 1
+        dest.mkdir(parents=True)
+        for item in self.run_dir(rid).iterdir():
+            if item.name != "work":
+                shutil.move(str(item), dest / item.name)
         (dest / "QUARANTINED.txt").write_text(f"{reason}\n")
         return dest
 
@@ -192,12 +213,3 @@ class Store:
                             f"(teachers are trained first)")
         return rec
 
-
-def load_predictions(record: Record) -> dict:
-    from safetensors.torch import load_file
-    return load_file(str(record.path / "predictions.safetensors"))
-
-
-def check_store_root(root: Path) -> None:
-    if root.exists() and not root.is_dir():
-        raise UserError(f"results store {root} is not a folder; pass --results DIR")

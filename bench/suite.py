@@ -17,7 +17,7 @@ whenever any of them does.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -44,7 +44,6 @@ class RunSpec:
     is_teacher: bool
     teacher_id: str | None
     label: str = ""
-    depends_on: list = field(default_factory=list)
     method_ref: str = ""  # how the suite named the method (a name, entry point or file.py:Class); not hashed
 
     @property
@@ -183,8 +182,7 @@ def load_suite(name_or_path: str) -> Suite:
                             teacher_run=teacher.run_id)
                 spec = _spec(method_cls, entry.get("config", {}), task)
                 runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id,
-                                    label=f"{method_cls.name}-{fam}-s{seed}", depends_on=[teacher.run_id],
-                                    method_ref=entry["method"]))
+                                    label=f"{method_cls.name}-{fam}-s{seed}", method_ref=entry["method"]))
     ids = [r.run_id for r in runs]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:

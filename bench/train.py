@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import itertools
 import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -26,8 +29,12 @@ from .errors import UserError
 from .protocol import Batch, Budget, Method, Phase
 
 
-class NonFiniteLoss(Exception):
-    """Training produced a NaN/inf loss; the message says where and what to change."""
+class TrainingError(Exception):
+    """Training cannot go on; the message (one line) says where and what to change."""
+
+
+class NonFiniteLoss(TrainingError):
+    """Training produced a NaN/inf loss."""
 
 
 @dataclass
@@ -51,6 +58,12 @@ def autocast(device: torch.device, precision: str):
 def epoch_seed(seed: int, phase: int, epoch: int) -> int:
     digest = hashlib.sha256(f"{seed}/{phase}/{epoch}".encode()).digest()
     return int.from_bytes(digest[:7], "little")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def make_optimizer(phase: Phase, budget: Budget) -> torch.optim.Optimizer:
@@ -109,7 +122,8 @@ def measure_step_flops(method: Method, phase: Phase, batch: Batch, scale: float)
     Run on a copy of the state so BN statistics, gradients and RNG are left exactly as they were.
     """
     state = copy.deepcopy(method.state_dict())
-    with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
+    devices = [batch.x.device] if batch.x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), FlopCounterMode(display=False) as counter:
         losses = phase.step(batch)
         sum(losses.values()).backward()
     method.load_state_dict(state)
@@ -122,40 +136,55 @@ class Trainer:
     """Runs a method's phases with checkpoints in ``work_dir``; resumes from the last finished epoch."""
 
     def __init__(self, method: Method, data: datamod.Data, budget: Budget, seed: int, device: torch.device,
-                 work_dir: Path, run_label: str = "", progress: bool = True):
+                 work_dir: Path, run_label: str = "", progress: bool = True, inputs: dict | None = None):
         self.method, self.data, self.budget, self.seed, self.device = method, data, budget, seed, device
+        self.inputs = inputs or {}  # what the run was trained against (e.g. the teacher's sha256); a resume checks it
         self.work_dir = Path(work_dir)
         self.ckpt_path = self.work_dir / "checkpoint.pt"
         self.run_label = run_label
         self.progress = progress
         self.prep = datamod.Preprocess(data.mean, data.std, budget.augment_spec, device)
 
+    def _set_aside(self, why: str) -> None:
+        """Keep an unusable checkpoint for inspection (never delete it) and train from the start."""
+        aside = self.ckpt_path.with_name(f"checkpoint.set-aside-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+        os.replace(self.ckpt_path, aside)
+        tqdm.write(f"{self.run_label}: checkpoint {why}; kept as {aside.name}, training from the start")
+
     def _load_checkpoint(self) -> tuple[TrainState, dict | None]:
         if not self.ckpt_path.exists():
             return TrainState(), None
         try:
             ckpt = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
-            return TrainState(**ckpt["train_state"]), ckpt
-        except Exception as exc:  # torn or corrupt: keep it aside for inspection, start over
-            aside = self.ckpt_path.with_name(f"checkpoint.corrupt-{int(time.time())}.pt")
-            os.replace(self.ckpt_path, aside)
-            tqdm.write(f"{self.run_label}: checkpoint unreadable ({type(exc).__name__}); kept as {aside.name}, "
-                       f"training from the start")
+            state = TrainState(**ckpt["train_state"])
+        except Exception as exc:  # torn or corrupt
+            self._set_aside(f"unreadable ({type(exc).__name__})")
             return TrainState(), None
+        if ckpt.get("inputs", {}) != self.inputs:
+            self._set_aside(f"was made against other inputs ({ckpt.get('inputs')} != {self.inputs})")
+            return TrainState(), None
+        return state, ckpt
 
     def run(self) -> TrainState:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         state, ckpt = self._load_checkpoint()
-        if ckpt is not None:
-            self.method.load_state_dict(ckpt["method"], strict=False)
-        for index, phase in enumerate(self.method.phases()):
+        phases = self.method.phases()
+        for index in itertools.count():
+            # Code between a method's yields (building the next member, say) draws from this seed, so a resumed run
+            # builds exactly what the uninterrupted run built.
+            seed_everything(epoch_seed(self.seed, index, -1))
+            phase = next(phases, None)
+            if phase is None:
+                break
+            if ckpt is not None and index <= state.phase_index:
+                # Modules a phase creates exist only once the generator has reached it, hence strict=False; but a
+                # key the method no longer has means the checkpoint is not this method's.
+                result = self.method.load_state_dict(ckpt["method"], strict=False)
+                if index == state.phase_index and result.unexpected_keys:
+                    raise TrainingError(f"checkpoint {self.ckpt_path} holds weights this method does not have "
+                                        f"({result.unexpected_keys[:3]}); if the method changed, bump its version")
             if index < state.phase_index:
-                # Finished before the kill: its weights came back with the checkpoint (modules a phase creates
-                # exist only once the generator has reached it, hence strict=False here and above).
-                self.method.load_state_dict(ckpt["method"], strict=False)
-                continue
-            if ckpt is not None and index == state.phase_index:
-                self.method.load_state_dict(ckpt["method"], strict=False)
+                continue  # finished before the kill; its weights came back with the checkpoint
             self._run_phase(index, phase, state, ckpt if index == state.phase_index else None)
             state.phase_index, state.epoch = index + 1, 0
             ckpt = None
@@ -163,7 +192,7 @@ class Trainer:
         return state
 
     def _save(self, state: TrainState, optimizer: torch.optim.Optimizer | None) -> None:
-        atomic_save({"train_state": state.__dict__, "method": self.method.state_dict(),
+        atomic_save({"train_state": state.__dict__, "method": self.method.state_dict(), "inputs": self.inputs,
                      "optimizer": optimizer.state_dict() if optimizer else None}, self.ckpt_path)
 
     def _run_phase(self, index: int, phase: Phase, state: TrainState, ckpt: dict | None) -> None:
@@ -183,8 +212,9 @@ class Trainer:
         if budget.compile:
             step_fn = torch.compile(phase.step)
         for epoch in range(state.epoch, epochs):
-            torch.manual_seed(epoch_seed(self.seed, index, epoch))
+            seed_everything(epoch_seed(self.seed, index, epoch))
             generator = torch.Generator().manual_seed(epoch_seed(self.seed, index, epoch) + 1)
+            self.method.eval()  # whatever this phase does not train (e.g. earlier members) stays frozen, BN included
             phase.module.train()
             sums: dict[str, float] = {}
             t0 = time.perf_counter()
@@ -207,8 +237,8 @@ class Trainer:
                     bad = [k for k, v in losses.items() if not torch.isfinite(v)]
                     raise NonFiniteLoss(
                         f"loss {'/'.join(bad)} is {loss.item()} at phase {phase.name!r} epoch {epoch + 1} step "
-                        f"{i + 1}; lower budget.optimizer.lr or set budget.precision: fp32 "
-                        f"(training resumes from the last finished epoch)")
+                        f"{i + 1}; lower budget.optimizer.lr or set budget.precision: fp32 (a changed budget is a "
+                        f"new run; this one's last good checkpoint stays in its work/ folder)")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -72,9 +72,12 @@ def baselines_table(df: pd.DataFrame) -> pd.DataFrame:
     """Teacher, scratch student and KD student per dataset and architecture family (mean ± std over seeds)."""
     sub = df[df.model.isin(ROLE_LABEL)]
     rows = []
-    for (dataset, family, model), g in sub.groupby(["dataset", "family", "model"], sort=False):
+    # One row per setting: runs differing in architecture, config, method version or budget are never averaged.
+    keys = ["dataset", "family", "model", "arch", "config", "method_version", "epochs"]
+    for (dataset, family, model, *_), g in sub.groupby(keys, sort=False):
         rows.append({
             "dataset": dataset, "family": family, "model": ROLE_LABEL[model], "arch": g.arch.iloc[0],
+            "epochs": int(g.epochs.iloc[0]),
             "seeds": g.seed.nunique(), "top-1 (%)": mean_std(g.test_top1), "top-5 (%)": mean_std(g.test_top5),
             "params": human(g.params.iloc[0]), "FLOPs/img": human(g.flops.iloc[0]),
             "weights": human(g.weight_bytes.iloc[0], "B"), "load (ms)": mean_std(g.load_s, 1e3, 2),
@@ -139,13 +142,13 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
     styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
-        for model, g in sub.groupby("model", sort=True):
+        for (model, arch, _, _), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
             color, marker = styles.get(model, (None, "D"))
             agg = g.groupby("point_index").agg(flops=("flops", "first"), mean=("test_top1", "mean"),
                                                 std=("test_top1", "std"), n=("seed", "nunique"))
             ax.errorbar(agg.flops, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, color=color, marker=marker,
                         capsize=3, linestyle="-" if len(agg) > 1 else "none",
-                        label=f"{ROLE_LABEL.get(model, model)} (n={int(agg.n.max())})")
+                        label=f"{ROLE_LABEL.get(model, model)}, {arch} (n={int(agg.n.max())})")
         ax.set_xscale("log")
         ax.set_xlabel("FLOPs per image")
         ax.set_title(f"{family} · {dataset}")

@@ -84,3 +84,25 @@ def test_methods_and_models_commands(capsys):
     assert run_cli("models", "--scale", "cpu") == 0
     out = capsys.readouterr().out
     assert "pb_resnet_teacher_cpu" in out and "701K" in out
+
+
+def test_malformed_record_is_one_line_and_redone(smoke_store, tmp_path, capsys):
+    import shutil
+
+    from bench.store import Store
+    store_dir = tmp_path / "results"
+    shutil.copytree(smoke_store, store_dir)
+    victim = next(p for p in (store_dir / "runs").iterdir() if p.name.startswith("scratch-vgg"))
+    (victim / "record.json").write_text("[]")
+    assert run_cli("plan", "smoke", "--results", str(store_dir)) == 0
+    out = capsys.readouterr().out
+    assert f"{victim.name} corrupt" in " ".join(out.split())
+    assert run_cli("run", "smoke", "--results", str(store_dir), "--no-progress", "--only", "method=scratch") == 0
+    assert "corrupt record (malformed record" in capsys.readouterr().out
+    assert Store(store_dir).status(victim.name) == "done"
+
+
+def test_results_path_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "results").write_text("not a folder")
+    assert run_cli("plan", "smoke", "--results", str(tmp_path / "results")) == 2
+    assert "is not a folder; pass --results DIR" in capsys.readouterr().err

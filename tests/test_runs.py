@@ -37,48 +37,63 @@ def test_smoke_suite_end_to_end(smoke_store, capsys):
     assert "6 runs (6 cached)" in capsys.readouterr().out
 
 
-def _run_resume_suite(store: Path, kill_after_epoch: int | None = None) -> None:
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(SUITES / "resume.yaml"), "--results", str(store),
-           "--no-progress"]
-    if kill_after_epoch is None:
+def _run_suite(suite: Path, store: Path, kill_when=None, run_glob: str = "*") -> None:
+    """Run a suite in a subprocess; with ``kill_when``, SIGKILL it as soon as a checkpoint's state satisfies it."""
+    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(store), "--no-progress"]
+    if kill_when is None:
         subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
         return
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = list(store.glob("runs/*/work/checkpoint.pt"))
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        ckpts = list(store.glob("runs/*/work/checkpoint.pt"))
-        if ckpts:
+    state, deadline = None, time.time() + 180
+    while proc.poll() is None and time.time() < deadline:
+        for ckpt in store.glob(f"runs/{run_glob}/work/checkpoint.pt"):
             try:
-                if torch.load(ckpts[0], weights_only=False)["train_state"]["epoch"] >= kill_after_epoch:
-                    break
-            except Exception:
-                pass
+                state = torch.load(ckpt, weights_only=False)["train_state"]
+            except (FileNotFoundError, EOFError, RuntimeError):  # replaced between glob and load: poll again
+                continue
+            if kill_when(state):
+                proc.send_signal(signal.SIGKILL)
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = torch.load(ckpts[0], weights_only=False)["train_state"]
-    assert 0 < state["epoch"] < 6 and state["phase_index"] == 0, "the kill must land mid-training"
-    assert not list(store.glob("runs/*/record.json"))
+    assert state is not None and kill_when(state), f"the kill must land mid-training (last state: {state})"
+    assert not list(store.glob(f"runs/{run_glob}/record.json"))
+
+
+def _same_run(store_a: Path, store_b: Path, prefix: str) -> None:
+    """The run ``prefix*`` has identical metrics (but timings), predictions and per-epoch log in both stores."""
+    (a,) = [r for r in Store(store_a).records() if r.run_id.startswith(prefix)]
+    (b,) = [r for r in Store(store_b).records() if r.run_id.startswith(prefix)]
+    assert a.run_id == b.run_id
+    accuracy = ("point", "test_top1", "test_top5", "val_top1", "params", "flops")
+    assert [{k: p[k] for k in accuracy} for p in a.metrics["points"]] == \
+           [{k: p[k] for k in accuracy} for p in b.metrics["points"]]
+    pa, pb = (load_file(str(r.path / "predictions.safetensors")) for r in (a, b))
+    assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
+    timing = ("train_s", "epoch_s", "images_per_s")
+    logs = [[{k: v for k, v in json.loads(line).items() if k not in timing}
+             for line in (r.path / "log.jsonl").read_text().splitlines()] for r in (a, b)]
+    assert logs[0] == logs[1]
 
 
 def test_resume_after_kill_gives_identical_results(tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    _run_resume_suite(straight)
-    _run_resume_suite(resumed, kill_after_epoch=2)
+    suite = SUITES / "resume.yaml"
+    _run_suite(suite, tmp_path / "straight")
+    resumed = tmp_path / "resumed"
+    _run_suite(suite, resumed, kill_when=lambda s: 2 <= s["epoch"] < 6 and s["phase_index"] == 0)
     assert Store(resumed).status(next((resumed / "runs").iterdir()).name) == "partial"
-    _run_resume_suite(resumed)
-    (a,), (b,) = Store(straight).records(), Store(resumed).records()
-    assert a.run_id == b.run_id
-    pa, pb = a.metrics["points"][0], b.metrics["points"][0]
-    assert (pa["test_top1"], pa["val_top1"]) == (pb["test_top1"], pb["val_top1"])
-    assert torch.equal(load_file(str(a.path / "predictions.safetensors"))["model"],
-                       load_file(str(b.path / "predictions.safetensors"))["model"])
-    log_a = [json.loads(x) for x in (a.path / "log.jsonl").read_text().splitlines()]
-    log_b = [json.loads(x) for x in (b.path / "log.jsonl").read_text().splitlines()]
-    strip = ("train_s", "epoch_s", "images_per_s")
-    assert [{k: v for k, v in r.items() if k not in strip} for r in log_a] == \
-           [{k: v for k, v in r.items() if k not in strip} for r in log_b]
+    _run_suite(suite, resumed)
+    _same_run(tmp_path / "straight", resumed, "teacher-vgg")
+
+
+def test_multi_phase_resume_gives_identical_results(tmp_path):
+    """Killed in the second phase, whose module the method builds between its yields."""
+    suite = SUITES / "two_stage.yaml"
+    _run_suite(suite, tmp_path / "straight")
+    resumed = tmp_path / "resumed"
+    _run_suite(suite, resumed, kill_when=lambda s: s["phase_index"] == 1 and s["epoch"] >= 1,
+               run_glob="two-stage-*")
+    _run_suite(suite, resumed)
+    _same_run(tmp_path / "straight", resumed, "two-stage-vgg")
 
 
 def test_nan_loss_is_one_line_and_keeps_the_store(tmp_path, capsys):

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from bench.store import Store  # noqa: E402
 
@@ -150,10 +151,14 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
                         capsize=3, linestyle="-" if len(agg) > 1 else "none",
                         label=f"{ROLE_LABEL.get(model, model)}, {arch} (n={int(agg.n.max())})")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # ticks inside a single decade too
+        ax.xaxis.set_major_formatter(EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("FLOPs per image")
         ax.set_title(f"{family} · {dataset}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     axes[0][0].set_ylabel("test top-1 (%)")
     fig.tight_layout()
     return save_figure(fig, out, "accuracy_vs_flops")

@@ -194,7 +194,8 @@ def _decode(ds, rows: np.ndarray, image_column: str, size: int) -> np.ndarray:
 
     images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
     step = 1000
-    for start in tqdm(range(0, len(rows), step), desc=f"decoding {len(rows)} images", leave=False):
+    # disable=None: a bar on a terminal, nothing in logs or captured output
+    for start in tqdm(range(0, len(rows), step), desc=f"decoding {len(rows)} images", leave=False, disable=None):
         chunk = rows[start:start + step]
         contiguous = len(chunk) and chunk[-1] - chunk[0] == len(chunk) - 1
         batch = ds[int(chunk[0]):int(chunk[-1]) + 1] if contiguous else ds.select(chunk.tolist())[:]

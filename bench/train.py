@@ -219,7 +219,7 @@ class Trainer:
             sums: dict[str, float] = {}
             t0 = time.perf_counter()
             bar = tqdm(datamod.batches(train, bs, shuffle=True, generator=generator, drop_last=True),
-                       total=steps_per_epoch, disable=not self.progress, leave=False,
+                       total=steps_per_epoch, disable=None if self.progress else True, leave=False,
                        desc=f"{self.run_label} {phase.name} {epoch + 1}/{epochs}")
             for i, (idx, images, labels) in enumerate(bar):
                 step = epoch * steps_per_epoch + i

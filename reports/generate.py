@@ -63,7 +63,7 @@ def mean_std(values: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
 
 
 def human(n: float, unit: str = "") -> str:
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= div:
             return f"{n / div:.2f}{suffix}{unit}"
     return f"{n:.0f}{unit}"
@@ -139,7 +139,7 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
               if ((df.dataset == d) & (df.family == f)).any()]
     if not panels:
         return []
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
     styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
@@ -158,7 +158,7 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_xlabel("FLOPs per image")
         ax.set_title(f"{family} · {dataset}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # never over a point
     axes[0][0].set_ylabel("test top-1 (%)")
     fig.tight_layout()
     return save_figure(fig, out, "accuracy_vs_flops")

@@ -72,7 +72,7 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     task, spec, rid = run.task, run.spec, run.run_id
     device = rt.device
     data = get_data(task.dataset, rt.data_root)
-    method_cls = protocol.get_method(run.method_ref or spec["method"])
+    method_cls = protocol.get_method(run.method_ref)
     teacher, inputs = None, {}
     if method_cls.needs_teacher:
         if not task.teacher_run:
@@ -160,7 +160,7 @@ def estimate_seconds(run: RunSpec, rate: float) -> float:
     task = run.task
     size = task.budget.augment_spec.resize or task.dataset.resolution
     flops = 3 * forward_flops(task.arch, task.dataset.num_classes, size, task.arch_kwargs)
-    if task.teacher_arch and protocol.get_method(run.method_ref or run.method).needs_teacher:
+    if task.teacher_arch and protocol.get_method(run.method_ref).needs_teacher:
         flops += forward_flops(task.teacher_arch, task.dataset.num_classes, size, task.teacher_kwargs)
     return flops * train_size(task.dataset) * task.budget.epochs / rate
 
@@ -169,11 +169,11 @@ def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
     rows = []
     rate = training_rate(store)
     for run in suite.select(only):
-        status = store.status(run.run_id)
-        record = store.get(run.run_id) if status == "done" else None
+        found = store.check(run.run_id)
+        record = found.record
         seconds = record.metrics["training"]["wall_clock_s"] if record else estimate_seconds(run, rate)
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
-                     "status": status, "train_min": seconds / 60, "estimated": record is None})
+                     "status": found.status, "train_min": seconds / 60, "estimated": record is None})
     return rows
 
 
@@ -196,15 +196,14 @@ def run_suite(suite: Suite, rt: Runtime, only: str | None = None, log=print) -> 
     ordered = [r for r in selected if r.is_teacher] + [r for r in selected if not r.is_teacher]
     for n, run in enumerate(ordered, 1):
         rid = run.run_id
-        status = rt.store.status(rid)
-        if status == "done":
+        found = rt.store.check(rid)
+        if found.status == "done":
             log(f"[{n}/{len(ordered)}] {rid}: cached")
             continue
-        if status == "corrupt":
-            reason = str(_corrupt_reason(rt.store, rid))
-            dest = rt.store.quarantine(rid, reason)
-            log(f"[{n}/{len(ordered)}] {rid}: corrupt record ({reason}); moved to {dest}, running again")
-        elif status == "partial":
+        if found.status == "corrupt":
+            dest = rt.store.quarantine(rid, found.reason)
+            log(f"[{n}/{len(ordered)}] {rid}: corrupt record ({found.reason}); moved to {dest}, running again")
+        elif found.status == "partial":
             log(f"[{n}/{len(ordered)}] {rid}: resuming an interrupted run")
         else:
             log(f"[{n}/{len(ordered)}] {rid}: running")
@@ -215,15 +214,6 @@ def run_suite(suite: Suite, rt: Runtime, only: str | None = None, log=print) -> 
             f"test top-1 {best:.4f}")
         ran.append(rid)
     return ran
-
-
-def _corrupt_reason(store: Store, rid: str) -> str:
-    from .store import CorruptRecord
-    try:
-        store.verify(rid)
-    except CorruptRecord as exc:
-        return str(exc)
-    return "unknown"
 
 
 def parse_device(name: str) -> torch.device:

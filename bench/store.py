@@ -69,6 +69,7 @@ class Record:
     path: Path
     spec: dict
     metrics: dict
+    files: dict  # record.json's manifest: file name -> {"sha256", "bytes"}
 
     @property
     def teacher_weights(self) -> Path:
@@ -76,7 +77,15 @@ class Record:
 
     @property
     def teacher_sha256(self) -> str:
-        return json.loads((self.path / "record.json").read_text())["files"]["teacher.safetensors"]["sha256"]
+        return self.files["teacher.safetensors"]["sha256"]
+
+
+@dataclass
+class Check:
+    """What the store holds for one run id: ``status`` is done, partial, corrupt or missing."""
+    status: str
+    record: Record | None = None
+    reason: str = ""
 
 
 class Store:
@@ -125,25 +134,25 @@ class Store:
             raise CorruptRecord("a teacher record must list teacher.safetensors")
         if not metrics["points"]:
             raise CorruptRecord("metrics.json has no operating points")
-        return Record(rid, d, spec, metrics)
+        return Record(rid, d, spec, metrics, files)
+
+    def check(self, rid: str) -> Check:
+        """Verify ``rid`` once: its status, its record when done, and what is wrong when it is not."""
+        d = self.run_dir(rid)
+        if not d.exists():
+            return Check("missing")
+        try:
+            return Check("done", self.verify(rid))
+        except CorruptRecord as exc:
+            has_results = any(item.name != "work" for item in d.iterdir())
+            return Check("corrupt" if has_results else "partial", reason=str(exc))
 
     def status(self, rid: str) -> str:
         """``done``, ``partial`` (interrupted, resumable), ``corrupt`` or ``missing``."""
-        d = self.run_dir(rid)
-        if not d.exists():
-            return "missing"
-        try:
-            self.verify(rid)
-            return "done"
-        except CorruptRecord:
-            has_results = any(item.name != "work" for item in d.iterdir())
-            return "corrupt" if has_results else "partial"
+        return self.check(rid).status
 
     def get(self, rid: str) -> Record | None:
-        try:
-            return self.verify(rid)
-        except CorruptRecord:
-            return None
+        return self.check(rid).record
 
     def records(self) -> list[Record]:
         """Every complete record; others are reported (one line each) and skipped, never used."""
@@ -153,11 +162,11 @@ class Store:
         for d in sorted(self.runs.iterdir()):
             if not d.is_dir() or d.name.startswith("."):
                 continue
-            try:
-                out.append(self.verify(d.name))
-            except CorruptRecord as exc:
-                if self.status(d.name) == "corrupt":
-                    print(f"warning: skipping {d}: {exc}; `progbench run` moves it to quarantine and redoes it")
+            found = self.check(d.name)
+            if found.record:
+                out.append(found.record)
+            elif found.status == "corrupt":
+                print(f"warning: skipping {d}: {found.reason}; `progbench run` moves it to quarantine and redoes it")
         return out
 
     # --- writing ----------------------------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ class RunSpec:
     seed: int
     is_teacher: bool
     teacher_id: str | None
+    method_ref: str  # how the suite named the method (a name, entry point or file.py:Class); not hashed
     label: str = ""
-    method_ref: str = ""  # how the suite named the method (a name, entry point or file.py:Class); not hashed
 
     @property
     def run_id(self) -> str:
@@ -160,8 +160,7 @@ def load_suite(name_or_path: str) -> Suite:
                     budget=Budget(**_budget(f["teacher_budget"], budgets, f"{where}: family {fam}")),
                     seed=teacher_seed, role="teacher")
         spec = _spec(scratch, {}, task)
-        teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, label=f"teacher-{fam}",
-                                method_ref="scratch")
+        teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, "scratch", label=f"teacher-{fam}")
         runs.append(teachers[fam])
     for i, entry in enumerate(raw["runs"]):
         _require(entry, f"{where}: runs[{i}]", RUN_KEYS)
@@ -181,8 +180,8 @@ def load_suite(name_or_path: str) -> Suite:
                             seed=int(seed), teacher_arch=f["teacher"], teacher_kwargs=f.get("teacher_kwargs", {}),
                             teacher_run=teacher.run_id)
                 spec = _spec(method_cls, entry.get("config", {}), task)
-                runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id,
-                                    label=f"{method_cls.name}-{fam}-s{seed}", method_ref=entry["method"]))
+                runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id, entry["method"],
+                                    label=f"{method_cls.name}-{fam}-s{seed}"))
     ids = [r.run_id for r in runs]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:

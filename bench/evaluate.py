@@ -166,24 +166,36 @@ def topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean().item()
 
 
-def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
-                   precision: str, weights_path: Path, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
-    """All metrics of one operating point, and its test logits."""
+def score_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
+                precision: str, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
+    """Accuracy, params and FLOPs of one point, and its test logits."""
     model = point.model.eval()
     test_logits = predict(model, data.test, prep, device, precision, settings.batch_size)
     val_logits = predict(model, data.val, prep, device, precision, settings.batch_size)
-    image = prep(data.test.images[:1], train=False)
     metrics = {
         "point": point.name,
         "test_top1": topk(test_logits, data.test.labels, 1),
         "test_top5": topk(test_logits, data.test.labels, 5),
         "val_top1": topk(val_logits, data.val.labels, 1),
         "params": count_params(model),
-        "flops": flops_per_image(model, image),
+        "flops": flops_per_image(model, prep(data.test.images[:1], train=False)),
+        **({"info": point.info} if point.info else {}),
+    }
+    return metrics, test_logits
+
+
+def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
+                   precision: str, weights_path: Path, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
+    """All metrics of one operating point (accuracy and every cost), and its test logits."""
+    metrics, test_logits = score_point(point, data, prep, device, precision, settings)
+    info = metrics.pop("info", None)
+    model = point.model
+    image = prep(data.test.images[:1], train=False)
+    metrics.update({
         "weight_bytes": save_weights(model, weights_path),
         **time_loading(model, weights_path, image, device, precision, settings.load_trials),
         **steady_latency(model, image, device, precision, settings.latency_min_run_time_s),
         "peak_memory_bytes": peak_memory(model, image, device, precision),
-        **({"info": point.info} if point.info else {}),
-    }
+        **({"info": info} if info else {}),
+    })
     return metrics, test_logits

@@ -39,6 +39,7 @@ SCHEDULE_KEYS = {"name", "warmup_epochs", "min_lr_ratio"}
 BUILTIN = {
     "scratch": "methods.scratch:Scratch",
     "kd": "methods.kd:KD",
+    "pwl": "methods.pwl:PWL",
 }
 
 
@@ -182,6 +183,10 @@ class Method(nn.Module):
 
     def anytime_family(self) -> list[OperatingPoint]:
         raise NotImplementedError
+
+    def extra_points(self) -> list[OperatingPoint]:
+        """Further models of the same trained run scored for accuracy only (e.g. PWL's other loading orders)."""
+        return []
 
     @classmethod
     def make_config(cls, overrides: dict | None) -> Any:

@@ -13,10 +13,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data as datamod
-from . import protocol
+from . import progressive, protocol
 from .env import environment
 from .errors import UserError
-from .evaluate import EvalSettings, evaluate_point
+from .evaluate import EvalSettings, evaluate_point, score_point
 from .models import create_model, prepare_for_device
 from .store import Store
 from .suite import RunSpec, Suite
@@ -101,6 +101,17 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
                                    work / "weights" / f"{point.name}.safetensors", rt.eval_settings)
         point_metrics.append(m)
         predictions[point.name] = logits
+    extra_points = method.extra_points()
+    check_family(points + extra_points, f"run {rid}: method {method_cls.name} (family and extra points)")
+    extras = [score_point(p, data, trainer.prep, device, task.budget.precision, rt.eval_settings)[0]
+              for p in extra_points]
+    loading = None
+    if len(points) > 1 and progressive.nested_keys(points) is None:
+        weights = work / "weights"
+        progressive.write_stages(points, work / "stages", trainer.prep(data.test.images[:1], train=False),
+                                 {"first": weights / f"{points[0].name}.safetensors",
+                                  "last": weights / f"{points[-1].name}.safetensors"})
+        loading = progressive.measure(work / "stages", rt.eval_settings.load_trials, device, task.budget.precision)
     in_points = {id(p) for pt in points for p in pt.model.parameters()}
     method_params = {id(p): p for p in method.parameters()}
     flops = [m["flops"] for m in point_metrics]
@@ -109,6 +120,8 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     metrics = {
         **inputs,
         "points": point_metrics,
+        **({"extra_points": extras} if extras else {}),
+        **({"progressive_loading": loading} if loading else {}),
         "training": {"wall_clock_s": state.wall_clock_s, "epochs": state.epochs_total,
                      "images_seen": state.images_seen, "train_flops": state.train_flops},
         "evaluation_s": time.perf_counter() - t_eval,

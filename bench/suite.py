@@ -9,6 +9,7 @@
             budget: cnn_student}
     runs:
       - {method: kd, families: [vgg], seeds: [0, 1, 2], config: {T: 4}}
+      - {method: pwl, name: pwl-no-cross, families: [vgg], config: {drop: [cross]}}  # name: a label for logs
 
 A run's spec holds everything that determines its result -- method name, version and full config (defaults filled
 in), dataset, architectures, budget, seed and the teacher's run id -- so the run id (a hash of the spec) changes
@@ -181,7 +182,7 @@ def load_suite(name_or_path: str) -> Suite:
                             teacher_run=teacher.run_id)
                 spec = _spec(method_cls, entry.get("config", {}), task)
                 runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id, entry["method"],
-                                    label=f"{method_cls.name}-{fam}-s{seed}"))
+                                    label=f"{entry.get('name', method_cls.name)}-{fam}-s{seed}"))
     ids = [r.run_id for r in runs]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:

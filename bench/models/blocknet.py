@@ -16,11 +16,11 @@ class BlockNet(nn.Module):
     """``embed`` -> ``blocks[0] .. blocks[N-1]`` -> ``head``.
 
     ``block_widths[i]`` is the channel (or token) width of the output of block ``i``; the feature after block ``i`` is
-    what ``forward_taps`` returns at index ``i`` (B, C, H, W for CNNs, B, L, C for ViTs).
+    what ``forward_taps`` returns at index ``i``: (B, C, H, W) for CNNs, (B, L, C) for ViTs (``tokens=True``).
     """
 
     def __init__(self, embed: nn.Module, blocks: Sequence[nn.Module], head: nn.Module,
-                 block_widths: Sequence[int], num_classes: int, channels_last: bool = False):
+                 block_widths: Sequence[int], num_classes: int, channels_last: bool = False, tokens: bool = False):
         super().__init__()
         self.embed = embed
         self.blocks = nn.ModuleList(blocks)
@@ -28,6 +28,7 @@ class BlockNet(nn.Module):
         self.block_widths = list(block_widths)
         self.num_classes = num_classes
         self.channels_last = channels_last  # CNNs run faster channels-last on CPU (oneDNN) and GPU
+        self.tokens = tokens  # features are token sequences (channels last) rather than feature maps
 
     @property
     def num_blocks(self) -> int:

@@ -30,7 +30,8 @@ def vit(dim: int = 192, num_blocks: int = 6, layers_per_block: int = 2, num_head
     layers = [Block(dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=rate) for rate in rates]
     blocks = [nn.Sequential(*layers[i * layers_per_block:(i + 1) * layers_per_block]) for i in range(num_blocks)]
     head = PoolHead(dim, num_classes, norm=nn.LayerNorm(dim, eps=1e-6), tokens=True)
-    net = BlockNet(ViTEmbed(img_size, patch_size, in_chans, dim), blocks, head, [dim] * num_blocks, num_classes)
+    net = BlockNet(ViTEmbed(img_size, patch_size, in_chans, dim), blocks, head, [dim] * num_blocks, num_classes,
+                   tokens=True)
     for m in net.modules():
         if isinstance(m, nn.Linear):
             trunc_normal_(m.weight, std=0.02)

@@ -128,6 +128,7 @@ class Phase:
     epochs: int | None = None  # default: the budget's epochs
     optimizer: dict | None = None  # overrides of the budget's optimiser for this phase
     schedule: dict | None = None
+    max_grad_norm: float | None = None  # clip the global gradient norm of the phase's parameters (None: no clipping)
 
 
 @dataclass

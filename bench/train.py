@@ -241,6 +241,9 @@ class Trainer:
                         f"new run; this one's last good checkpoint stays in its work/ folder)")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if phase.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                                   phase.max_grad_norm)
                 optimizer.step()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()

@@ -13,7 +13,10 @@ block N-1's owner. With the teacher frozen, the student and the converters minim
     cross           w_c * T^2 * KL(p_t || p_mix),  z_mix under a random mixed mask
 
 with d(a, b) = MSE(a, b) + mean over the batch of 1 - cos(flatten a, flatten b); T = 2, alpha = 0.4, w_f = w_r = 1,
-w_c = 2; converters train at 0.2 x the learning rate. At deployment the student answers first, then teacher blocks
+w_c = 2; converters train at 0.2 x the learning rate; the gradient norm is clipped at 1 (the official code trains with
+the Hugging Face Trainer, whose default max_grad_norm is 1; without it the cross term makes SGD at the suite's lr
+diverge -- measured). The teacher stays in eval mode (its BN statistics are never touched), so the all-teacher network
+is exactly the teacher. At deployment the student answers first, then teacher blocks
 are loaded from the input side (T1, T1T2, ...) until the network is the teacher.
 """
 from __future__ import annotations
@@ -120,6 +123,7 @@ class PWL(Method):
         reconstruction_weight: float = 1.0
         cross_weight: float = 2.0
         converter_lr_scale: float = 0.2
+        max_grad_norm: float | None = 1.0
         drop: tuple = ()  # ablation: names of losses to leave out, among LOSSES
 
         def __post_init__(self):
@@ -172,7 +176,8 @@ class PWL(Method):
         groups = [{"params": list(self.student.parameters())}]
         if converters:
             groups.append({"params": converters, "lr_scale": self.config.converter_lr_scale})
-        yield Phase("train", self, self.losses, eval_model=self.student, param_groups=groups)
+        yield Phase("train", self, self.losses, eval_model=self.student, param_groups=groups,
+                    max_grad_norm=self.config.max_grad_norm)
 
     def _point(self, mask: tuple[bool, ...], order: str) -> OperatingPoint:
         return OperatingPoint(mask_name(mask), self.mixed(mask),

@@ -7,7 +7,8 @@ holding just the tensors that stage adds. :func:`measure` then runs the timeline
 (``python -m bench.progressive DIR``) -- nothing imported, allocated or cached by the training process helps it --
 together with the plain first and last points loaded whole, interleaved trial by trial so they share conditions:
 
-* ``load_s``: read the stage's file + build the stage's module (skeleton + assign + device layout);
+* ``load_s``: read the stage's file + build the stage's module (copy the skeleton, place the tensors in the device
+  layout);
 * ``infer_s``: the first inference of that stage (batch 1);
 * ``ready_s``/``answer_s``: time since the start of loading at which the stage is built / has answered, with every
   earlier stage's answer on the way (one thread: load, answer, load, answer ...).
@@ -32,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .evaluate import unique_tensors
-from .models import prepare_for_device
+from .models import prepare_for_device, wants_channels_last
 from .train import autocast
 
 INDEX = "stages.json"
@@ -49,7 +50,8 @@ def nested_keys(points: list) -> str | None:
     return None
 
 
-def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict[str, Path]) -> None:
+def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict[str, Path], device: torch.device
+                 ) -> None:
     """One file per stage with the tensors it adds, the skeletons to build each stage, the test image, an index."""
     directory.mkdir(parents=True, exist_ok=True)
     loaded: set[str] = set()
@@ -65,26 +67,55 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
     with torch.device("meta"):  # copied together, so the skeletons share what the points share
         skeletons = copy.deepcopy([p.model for p in points])
         for skeleton in skeletons:
-            skeleton.to("meta")
+            prepare_for_device(skeleton.to("meta"), device).eval()  # layout and kernel choices ride along
     torch.save(skeletons, directory / "skeletons.pt")
     torch.save(image.cpu(), directory / "image.pt")
     index = {"stages": stages, "whole": {role: str(path) for role, path in whole.items()}}
     (directory / INDEX).write_text(json.dumps(index, indent=1))
 
 
-def build(skeleton: nn.Module, tensors: dict[str, torch.Tensor], device: torch.device, built: dict | None = None
-          ) -> nn.Module:
-    """Make the module from its skeleton and the tensors it lacks.
+def instantiate(skeleton: nn.Module, built: dict) -> nn.Module:
+    """A new module tree shaped like ``skeleton`` (parameters still the skeleton's meta placeholders).
 
-    ``built`` is the deep-copy memo of earlier stages: a submodule an earlier stage built (the skeletons share it) is
-    reused as it is -- swapped in, not rebuilt -- so a stage only builds and fills what it adds.
+    Much cheaper than ``copy.deepcopy``: each module gets its own attribute, parameter, buffer and child dicts (and
+    fresh hook dicts), but no other object is copied. ``built`` maps skeleton submodules to what was already made
+    from them; those are reused as they are.
     """
-    model = copy.deepcopy(skeleton, built if built is not None else {})
-    model.load_state_dict(tensors, strict=False, assign=True)  # strict=False: only what is new, shared tensors once
-    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if leftover:
-        raise RuntimeError(f"stage files lack {leftover[:3]}")
-    return prepare_for_device(model, device).eval()
+    made = built.get(id(skeleton))
+    if made is None:
+        made = skeleton.__class__.__new__(skeleton.__class__)
+        state = {k: (type(v)() if isinstance(v, dict) and not v else v) for k, v in skeleton.__dict__.items()}
+        state.update(_parameters=dict(skeleton._parameters), _buffers=dict(skeleton._buffers),
+                     _modules={k: instantiate(m, built) for k, m in skeleton._modules.items()})
+        object.__setattr__(made, "__dict__", state)
+        built[id(skeleton)] = made
+        built.setdefault("new", []).append(made)
+    return made
+
+
+def build(skeleton: nn.Module, tensors: dict[str, torch.Tensor], built: dict | None = None) -> nn.Module:
+    """Make the module from its skeleton (in eval mode, already laid out for the device) and the tensors it lacks.
+
+    ``built`` holds what earlier stages made: a submodule an earlier stage built (the skeletons share it) is reused
+    as it is -- swapped in, not rebuilt -- and only the new tensors are placed, so a stage costs what it adds, not
+    what the whole network holds. The same function builds a model loaded whole (nothing built before).
+    """
+    built = built if built is not None else {}
+    built["new"] = []
+    model = instantiate(skeleton, built)
+    channels_last = wants_channels_last(model)
+    for key, tensor in tensors.items():
+        path, _, name = key.rpartition(".")
+        module = model.get_submodule(path)
+        if channels_last and tensor.dim() == 4:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        if name in module._parameters:
+            module._parameters[name] = nn.Parameter(tensor, requires_grad=False)
+        else:
+            module._buffers[name] = tensor
+    if any(t.is_meta for m in built["new"] for t in [*m._parameters.values(), *m._buffers.values()] if t is not None):
+        raise RuntimeError(f"the stage files lack some of {type(model).__name__}'s tensors (still meta after loading)")
+    return model
 
 
 def evict(paths: list[Path]) -> None:
@@ -109,7 +140,7 @@ def _progressive_trial(directory: Path, index: dict, skeletons: list, image, dev
     t0 = time.perf_counter()
     for stage, skeleton in zip(index["stages"], skeletons):
         ta = time.perf_counter()
-        model = build(skeleton, load_file(str(directory / stage["file"]), device=str(device)), device, built)
+        model = build(skeleton, load_file(str(directory / stage["file"]), device=str(device)), built)
         tb = time.perf_counter()
         _answer(model, image, device, precision)
         tc = time.perf_counter()
@@ -119,7 +150,7 @@ def _progressive_trial(directory: Path, index: dict, skeletons: list, image, dev
 
 def _whole_trial(path: Path, skeleton: nn.Module, image, device, precision) -> dict:
     t0 = time.perf_counter()
-    model = build(skeleton, load_file(str(path), device=str(device)), device)
+    model = build(skeleton, load_file(str(path), device=str(device)))
     t1 = time.perf_counter()
     _answer(model, image, device, precision)
     t2 = time.perf_counter()
@@ -143,7 +174,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
     whole = {role: Path(p) for role, p in index["whole"].items()}
     files = [directory / s["file"] for s in index["stages"]] + list(whole.values())
     result = {"trials": trials, "cold_cache_method": "fsync + posix_fadvise(POSIX_FADV_DONTNEED) on every file",
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(), "loadavg_1min_before": os.getloadavg()[0]}
     for cache in ("warm", "cold"):
         prog, plain = [], {role: [] for role in whole}
         if cache == "warm":  # one untimed pass so "warm" means the files are in the page cache
@@ -162,6 +193,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
         stages = [{"point": s["point"], "new_bytes": s["new_bytes"], **_summary([t[k] for t in prog])}
                   for k, s in enumerate(index["stages"])]
         result[cache] = {"stages": stages, **{role: _summary(rows) for role, rows in plain.items()}}
+    result["loadavg_1min_after"] = os.getloadavg()[0]  # other work on the machine would show here
     return result
 
 

@@ -110,7 +110,7 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         weights = work / "weights"
         progressive.write_stages(points, work / "stages", trainer.prep(data.test.images[:1], train=False),
                                  {"first": weights / f"{points[0].name}.safetensors",
-                                  "last": weights / f"{points[-1].name}.safetensors"})
+                                  "last": weights / f"{points[-1].name}.safetensors"}, device)
         loading = progressive.measure(work / "stages", rt.eval_settings.load_trials, device, task.budget.precision)
     in_points = {id(p) for pt in points for p in pt.model.parameters()}
     method_params = {id(p): p for p in method.parameters()}

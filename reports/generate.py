@@ -7,6 +7,7 @@ matplotlib plot written as PNG and SVG with fixed metadata, so a rebuild from th
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from bench.store import Store  # noqa: E402
+from bench.errors import UserError  # noqa: E402
+from bench.protocol import get_method  # noqa: E402
+from bench.store import Record, Store, canonical_json  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9})
 FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
@@ -24,22 +27,40 @@ FAMILY_ORDER = ["vgg", "resnet", "vit"]
 ROLE_LABEL = {"teacher": "teacher", "scratch": "scratch student", "kd": "KD student"}
 
 
-def tidy(store: Store) -> pd.DataFrame:
-    """One row per (run, operating point) of every complete record in the store."""
+def variant(spec: dict) -> str:
+    """``default``, or the config fields that differ from the method's defaults (``drop=cross``): ablations."""
+    try:
+        cls = get_method(spec["method"])
+    except UserError:  # a user's method not installed here: its config cannot be compared with defaults
+        return "default"
+    defaults = json.loads(canonical_json({f.name: f.default if f.default is not MISSING else f.default_factory()
+                                          for f in fields(cls.Config)}))
+    changed = {k: v for k, v in spec["config"].items() if defaults.get(k) != v}
+    return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(changed.items())
+                    ) or "default"
+
+
+def tidy(records: list[Record]) -> pd.DataFrame:
+    """One row per (run, operating point) of every complete record in the store; ``kind`` says whether the point is
+    in the run's anytime family or one of its extra (accuracy-only) evaluations."""
     rows = []
-    for rec in store.records():
+    for rec in records:
         spec, task = rec.spec, rec.spec["task"]
         ds = task["dataset"]
         subset = ",".join(f"{k}={v}" for k, v in sorted(ds.items()) if k not in ("name", "val_per_class") and v)
-        for i, point in enumerate(rec.metrics["points"]):
+        points = [("family", i, p) for i, p in enumerate(rec.metrics["points"])]
+        points += [("extra", i, p) for i, p in enumerate(rec.metrics.get("extra_points", []))]
+        for kind, i, point in points:
+            info = point.get("info", {})
             rows.append({
                 "run_id": rec.run_id, "method": spec["method"], "method_version": spec["method_version"],
-                "config": json.dumps(spec["config"], sort_keys=True), "role": task["role"],
+                "config": json.dumps(spec["config"], sort_keys=True), "variant": variant(spec), "role": task["role"],
                 "family": task["family"], "arch": task["arch"], "teacher_arch": task.get("teacher_arch"),
                 "dataset": ds["name"] + (f"[{subset}]" if subset else ""), "seed": task["seed"],
-                "epochs": task["budget"]["epochs"], "point_index": i, "point": point["point"],
-                **{k: point[k] for k in ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes",
-                                         "load_s", "first_inference_s", "latency_s", "peak_memory_bytes")},
+                "epochs": task["budget"]["epochs"], "kind": kind, "point_index": i, "point": point["point"],
+                "order": info.get("order"), "teacher_blocks": info.get("teacher_blocks"),
+                **{k: point.get(k) for k in ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes",
+                                             "load_s", "first_inference_s", "latency_s", "peak_memory_bytes")},
                 "train_wall_clock_s": rec.metrics["training"]["wall_clock_s"],
                 "train_images_seen": rec.metrics["training"]["images_seen"],
                 "train_flops": rec.metrics["training"]["train_flops"],
@@ -49,7 +70,7 @@ def tidy(store: Store) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if not df.empty:
         df["model"] = df.apply(lambda r: "teacher" if r.role == "teacher" else r.method, axis=1)
-        df = df.sort_values(["dataset", "family", "model", "seed", "point_index"], kind="stable")
+        df = df.sort_values(["dataset", "family", "model", "variant", "seed", "kind", "point_index"], kind="stable")
     return df.reset_index(drop=True)
 
 
@@ -71,7 +92,7 @@ def human(n: float, unit: str = "") -> str:
 
 def baselines_table(df: pd.DataFrame) -> pd.DataFrame:
     """Teacher, scratch student and KD student per dataset and architecture family (mean ± std over seeds)."""
-    sub = df[df.model.isin(ROLE_LABEL)]
+    sub = df[df.model.isin(ROLE_LABEL) & (df.kind == "family")]
     rows = []
     # One row per setting: runs differing in architecture, config, method version or budget are never averaged.
     keys = ["dataset", "family", "model", "arch", "config", "method_version", "epochs"]
@@ -133,14 +154,16 @@ def save_figure(fig, out: Path, name: str) -> list[Path]:
 
 
 def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
-    """Test top-1 against FLOPs per image, one panel per (dataset, family); mean ± std over seeds as error bars."""
+    """Test top-1 against FLOPs per image, one panel per (dataset, family); mean ± std over seeds as error bars.
+    Anytime families of each method's default configuration (ablations have tables of their own)."""
+    df = df[(df.kind == "family") & (df.variant == "default")]
     families = FAMILY_ORDER + sorted(set(df.family) - set(FAMILY_ORDER))
     panels = [(d, f) for d in sorted(df.dataset.unique()) for f in families
               if ((df.dataset == d) & (df.family == f)).any()]
     if not panels:
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s")}
+    styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
         for (model, arch, _, _), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
@@ -166,7 +189,8 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
 
 def build_report(results: str | Path = "results", out: str | Path = "reports") -> list[Path]:
     out = Path(out)
-    df = tidy(Store(results))
+    records = Store(results).records()  # verified once (checksums), then read from memory
+    df = tidy(records)
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
     tidy_path = out / "runs.csv"
@@ -184,4 +208,6 @@ def build_report(results: str | Path = "results", out: str | Path = "reports") -
                            "and of the harness's evaluation of every operating point, images seen and training "
                            "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
+    from reports import pwl  # here, not at the top: it builds on this module's helpers
+    written += pwl.build(df, {r.run_id: r for r in records}, out)
     return written

@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from safetensors.torch import load_file
 
 from bench.store import Record
@@ -102,7 +103,8 @@ def comparison_table(df: pd.DataFrame, pub: pd.DataFrame) -> pd.DataFrame:
                           & (pub.teacher_blocks == paper_k)]
                 paper = hit.iloc[0] if not hit.empty else None
             mean = g.test_top1.mean() * 100
-            rows.append({"dataset": dataset, "family": family, "model": name, "arch": g.arch.iloc[0],
+            arch = g.teacher_arch.iloc[0] if name == "PWL all-teacher" else g.arch.iloc[0]
+            rows.append({"dataset": dataset, "family": family, "model": name, "arch": arch,
                          "seeds": g.seed.nunique(), "top-1 (%)": mean_std(g.test_top1),
                          "vs KD (pts)": f"{mean - kd_mean:+.2f}" if kd_mean == kd_mean else "–",
                          "paper (%)": f"{paper.top1:.1f}" if paper is not None else "–",
@@ -229,6 +231,9 @@ def loading_figure(df: pd.DataFrame, tl: pd.DataFrame, out: Path) -> list[Path]:
     ax.plot([], [], "sk", mfc="none", label="plain student, loaded whole")
     ax.plot([], [], "Dk", mfc="none", label="plain teacher, loaded whole")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("time since the start of loading until the stage's first answer (ms, warm cache, median)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("PWL progressive loading, " + ", ".join(sorted(set(warm.dataset))))

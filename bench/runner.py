@@ -18,7 +18,7 @@ from .env import environment
 from .errors import UserError
 from .evaluate import EvalSettings, evaluate_point, score_point
 from .models import create_model, prepare_for_device
-from .store import Store
+from .store import Store, canonical_json
 from .suite import RunSpec, Suite
 from .train import Trainer, TrainingError
 
@@ -178,13 +178,25 @@ def estimate_seconds(run: RunSpec, rate: float) -> float:
     return flops * train_size(task.dataset) * task.budget.epochs / rate
 
 
+def _same_but_seed(spec: dict) -> str:
+    task = {k: v for k, v in spec["task"].items() if k not in ("seed", "teacher_run")}
+    return canonical_json({**spec, "task": task})
+
+
 def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
+    """Each run's status and training time: measured when done; else the mean of finished runs that differ only by
+    seed, else an estimate from FLOPs at the store's measured rate."""
     rows = []
     rate = training_rate(store)
+    measured: dict[str, list[float]] = {}
+    for rec in store.records():
+        measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
     for run in suite.select(only):
         found = store.check(run.run_id)
         record = found.record
-        seconds = record.metrics["training"]["wall_clock_s"] if record else estimate_seconds(run, rate)
+        siblings = measured.get(_same_but_seed(run.spec))
+        seconds = (record.metrics["training"]["wall_clock_s"] if record
+                   else sum(siblings) / len(siblings) if siblings else estimate_seconds(run, rate))
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
                      "status": found.status, "train_min": seconds / 60, "estimated": record is None})
     return rows
@@ -198,7 +210,8 @@ def format_plan(suite: Suite, rows: list[dict]) -> str:
         lines.append(f"{r['run']:44s} {r['status']:8s} {mark}{r['train_min']:9.1f}")
     todo = sum(r["train_min"] for r in rows if r["status"] != "done")
     lines.append(f"to run: {sum(r['status'] != 'done' for r in rows)} runs, ~{todo:.0f} min of training "
-                 f"(~ = estimate from FLOPs at the store's measured rate; cached rows show their measured time)")
+                 f"(~ = the mean of finished seeds of the same run, else an estimate from FLOPs at the store's "
+                 f"measured rate; cached rows show their measured time)")
     return "\n".join(lines)
 
 

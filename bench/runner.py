@@ -105,8 +105,11 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     check_family(points + extra_points, f"run {rid}: method {method_cls.name} (family and extra points)")
     extras = [score_point(p, data, trainer.prep, device, task.budget.precision, rt.eval_settings)[0]
               for p in extra_points]
-    loading = None
-    if len(points) > 1 and progressive.nested_keys(points) is None:
+    loading = None  # a single point has nothing to load progressively
+    not_nested = progressive.nested_keys(points) if len(points) > 1 else None
+    if not_nested:
+        loading = {"skipped": f"no progressive loading: {not_nested}"}
+    elif len(points) > 1:
         weights = work / "weights"
         progressive.write_stages(points, work / "stages", trainer.prep(data.test.images[:1], train=False),
                                  {"first": weights / f"{points[0].name}.safetensors",

@@ -136,6 +136,8 @@ class PWL(Method):
         self.student = ctx.create_model()
         teacher = self.teacher
         n = teacher.num_blocks
+        if n < 2:
+            raise UserError(f"pwl: teacher {ctx.task.teacher_arch} has {n} block; swapping blocks needs at least 2")
         if self.student.num_blocks != n:
             raise UserError(f"pwl: teacher {ctx.task.teacher_arch} has {n} blocks but student {ctx.task.arch} has "
                             f"{self.student.num_blocks}; PWL swaps block i for block i, so the counts must match")

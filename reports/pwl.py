@@ -144,7 +144,7 @@ def timeline_frame(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame
     for run_id in sorted(_pwl(df).run_id.unique()):
         rec = records[run_id]
         loading = rec.metrics.get("progressive_loading")
-        if not loading:
+        if not loading or "skipped" in loading:
             continue
         task = rec.spec["task"]
         base = {"run_id": run_id, "dataset": df[df.run_id == run_id].dataset.iloc[0], "family": task["family"],

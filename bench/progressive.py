@@ -4,10 +4,11 @@ each next point adds, swaps it in and answers better, until the last point.
 The anytime family's points name their weights consistently (a tensor two points share has the same key in both,
 as PWL's ``teacher.blocks.0`` ...), so :func:`write_stages` can split them into one safetensors file per stage
 holding just the tensors that stage adds. :func:`measure` then runs the timeline in a *fresh Python process*
-(``python -m bench.progressive DIR``) -- nothing imported, allocated or cached by the training process helps it --
-and every trial in a child forked from it before it computes anything, so each trial starts as a new deployment
-would (kernels not yet compiled, allocator empty). The first and last points loaded whole (the same tensors as the
-first and last stages, one file each) are timed in the same way, interleaved trial by trial so they share conditions:
+(``python -m bench.progressive DIR``) -- nothing imported, allocated or cached by the training process helps it.
+The first and last points loaded whole (the same tensors as the first and last stages, one file each) are timed the
+same way, interleaved trial by trial so they share conditions. One untimed pass of every mode comes first, so every
+timed trial finds the process in the same state (kernels for these shapes compiled, as in a running server): the
+one-time costs of a brand-new process are not in these numbers, for any mode.
 
 * ``load_s``: read the stage's file + build the stage's module (copy the skeleton, place the tensors in the device
   layout);
@@ -167,31 +168,6 @@ def _whole_trial(path: Path, skeleton: nn.Module, image, device, precision) -> d
     return {"load_s": t1 - t0, "infer_s": t2 - t1, "ready_s": t1 - t0, "answer_s": t2 - t0}
 
 
-def in_fresh_child(fn, *args):
-    """``fn(*args)`` in a forked child of this process, which has imported everything but computed nothing: each
-    trial starts like a new deployment (no kernels compiled, no allocator pools, no CUDA context), with only the
-    page cache shared. Returns the child's JSON-able result."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: measure, send the result, exit without running the parent's cleanup
-        os.close(read_end)
-        try:
-            payload, code = json.dumps(fn(*args)), 0
-        except BaseException as exc:  # noqa: BLE001 -- reported to the parent, which raises it
-            payload, code = json.dumps({"error": f"{type(exc).__name__}: {exc}"}), 1
-        with os.fdopen(write_end, "w") as f:
-            f.write(payload)
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as f:
-        payload = f.read()
-    _, status = os.waitpid(pid, 0)
-    result = json.loads(payload) if payload else {"error": f"child exited with status {status}"}
-    if status != 0 or (isinstance(result, dict) and "error" in result):
-        raise RuntimeError(f"a loading trial failed: {result.get('error') if isinstance(result, dict) else status}")
-    return result
-
-
 def _summary(rows: list[dict]) -> dict:
     out = {}
     for key in rows[0]:
@@ -202,21 +178,21 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def timeline(directory: Path, trials: int, device: torch.device, precision: str) -> dict:
-    """The measurement itself: run it in a fresh process (:func:`measure`); every trial of every mode runs in a
-    child forked from it (:func:`in_fresh_child`), so each first inference is a real first inference."""
+    """The measurement itself (run it in a fresh process: see :func:`measure`)."""
     index = json.loads((directory / INDEX).read_text())
-    skeletons = torch.load(directory / "skeletons.pt", weights_only=False)  # meta tensors: nothing is computed
+    skeletons = torch.load(directory / "skeletons.pt", weights_only=False)
     image = torch.load(directory / "image.pt")
     whole = {role: Path(p) for role, p in index["whole"].items()}
     files = [directory / s["file"] for s in index["stages"]] + list(whole.values())
     result = {"trials": trials, "cold_cache_method": "fsync + posix_fadvise(POSIX_FADV_DONTNEED) on every file",
-              "process": "each trial in a child forked from a fresh process that has imported but not computed",
+              "process": "a fresh process; one untimed pass of every mode first, then interleaved timed trials",
               "threads": torch.get_num_threads(), "loadavg_1min_before": os.getloadavg()[0]}
     for cache in ("warm", "cold"):
         prog, plain = [], {role: [] for role in whole}
-        if cache == "warm":  # every file read once, so "warm" means all of them are in the page cache
-            for f in files:
-                f.read_bytes()
+        if cache == "warm":  # one untimed pass of every mode: files in the page cache, kernels compiled, for all alike
+            _progressive_trial(directory, index, skeletons, image, device, precision)
+            for mode in whole:
+                _whole_trial(whole[mode], skeletons[0] if mode == "first" else skeletons[-1], image, device, precision)
         for trial in range(trials):
             order = ["progressive", *whole]
             order = order[trial % len(order):] + order[:trial % len(order)]  # rotate: no mode always goes first
@@ -224,11 +200,10 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
                 if cache == "cold":
                     evict(files)
                 if mode == "progressive":
-                    prog.append(in_fresh_child(_progressive_trial, directory, index, skeletons, image, device,
-                                               precision))
+                    prog.append(_progressive_trial(directory, index, skeletons, image, device, precision))
                 else:
                     skeleton = skeletons[0] if mode == "first" else skeletons[-1]  # the first/last point whole
-                    plain[mode].append(in_fresh_child(_whole_trial, whole[mode], skeleton, image, device, precision))
+                    plain[mode].append(_whole_trial(whole[mode], skeleton, image, device, precision))
         stages = [{"point": s["point"], "new_bytes": s["new_bytes"], **_summary([t[k] for t in prog])}
                   for k, s in enumerate(index["stages"])]
         result[cache] = {"stages": stages, **{role: _summary(rows) for role, rows in plain.items()}}

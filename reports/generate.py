@@ -56,6 +56,7 @@ def tidy(records: list[Record]) -> pd.DataFrame:
                 "run_id": rec.run_id, "method": spec["method"], "method_version": spec["method_version"],
                 "config": json.dumps(spec["config"], sort_keys=True), "variant": variant(spec), "role": task["role"],
                 "family": task["family"], "arch": task["arch"], "teacher_arch": task.get("teacher_arch"),
+                "teacher_run": task.get("teacher_run"),
                 "dataset": ds["name"] + (f"[{subset}]" if subset else ""), "seed": task["seed"],
                 "epochs": task["budget"]["epochs"], "kind": kind, "point_index": i, "point": point["point"],
                 "order": info.get("order"), "teacher_blocks": info.get("teacher_blocks"),

@@ -103,10 +103,35 @@ def test_losses_match_their_definitions_and_train_only_student_and_converters():
     assert losses["cross"].item() == pytest.approx(
         cfg.cross_weight * kd_loss(pwl.mixed(mask)(batch.x), z_t, 2.0).item(), rel=1e-5)
     sum(losses.values()).backward()
-    assert all(p.grad is None for p in pwl.teacher.parameters())
     assert all(p.grad is not None for p in pwl.encoders.parameters())
     assert all(p.grad is not None for p in pwl.decoders.parameters())
     assert all(p.grad is not None for p in pwl.student.parameters())
+
+
+def test_cross_loss_trains_early_student_blocks_through_frozen_teacher_blocks():
+    pwl = make_pwl("vgg").train()
+    batch = _batch()
+    with torch.no_grad():
+        z_t = pwl.teacher(batch.x)
+    mask = (False, True, True, True, True)  # student block 0, then decoder 0, then teacher blocks to the head
+    kd_loss(pwl.mixed(mask)(batch.x), z_t, 2.0).backward()
+    for module in (pwl.student.blocks[0], pwl.decoders[0]):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    assert all(p.grad is None for p in pwl.student.blocks[1].parameters())  # not on this mask's path
+    assert all(p.grad is None for p in pwl.teacher.parameters())  # frozen: the gradient passes through, no update
+
+
+def test_phase_gives_converters_their_lr_scale_and_clips_gradients():
+    pwl = make_pwl("vgg", converter_lr_scale=0.25, max_grad_norm=2.0)
+    (phase,) = list(pwl.phases())
+    student, converters = phase.param_groups
+    assert {id(p) for p in student["params"]} == {id(p) for p in pwl.student.parameters()}
+    assert {id(p) for p in converters["params"]} == {id(p) for m in (pwl.encoders, pwl.decoders)
+                                                      for p in m.parameters()}
+    assert converters["lr_scale"] == 0.25 and "lr_scale" not in student and phase.max_grad_norm == 2.0
+    assert phase.eval_model is pwl.student
+    (vit_phase,) = list(make_pwl("vit").phases())
+    assert len(vit_phase.param_groups) == 1  # identity converters: nothing to train at a scaled lr
 
 
 def test_ablation_switch_drops_losses_and_rejects_unknown_names():
@@ -183,3 +208,37 @@ def test_pwl_in_the_smoke_suite(smoke_store):
         assert rec.metrics["progressive_loading"]["warm"]["stages"][-1]["point"] == points[-1]["point"]
         log = (rec.path / "log.jsonl").read_text().splitlines()
         assert {f"loss/{k}" for k in LOSSES} <= set(json.loads(log[0]))
+
+
+def test_pwl_report_from_the_smoke_store(smoke_store, tmp_path):
+    import pandas as pd
+
+    from reports.generate import build_report
+    written = {p.name for p in build_report(smoke_store, tmp_path)}
+    assert {"pwl_prefix.csv", "pwl_other_orders.csv", "pwl_vs_baselines.csv", "pwl_loading_timeline.csv",
+            "pwl_loading_targets.csv", "pwl_claims.csv", "pwl_loading_time.png", "pwl_loading_time.svg"} <= written
+    prefix = pd.read_csv(tmp_path / "tables" / "pwl_prefix.csv")
+    assert list(prefix[prefix.family == "vgg"]["mask"]) == ["SSSSS", "TSSSS", "TTSSS", "TTTSS", "TTTTS", "TTTTT"]
+    assert (prefix["paper (%)"] == "–").all()  # a subset of CIFAR-10 is never put beside the paper's full-data numbers
+    claims = pd.read_csv(tmp_path / "tables" / "pwl_claims.csv")
+    p2 = claims[claims.claim.str.startswith("P2")]
+    assert len(p2) == 2 and (p2.verdict == "holds").all() and p2.evidence.str.startswith("1/1 runs").all()
+    assert set(claims.claim.str[:2]) == {"P1", "P2", "P3", "P4", "P5"}
+    comparison = pd.read_csv(tmp_path / "tables" / "pwl_vs_baselines.csv")
+    vgg = comparison[comparison.family == "vgg"].set_index("model")
+    assert vgg.loc["PWL all-teacher", "top-1 (%)"] == vgg.loc["teacher", "top-1 (%)"]
+    assert {"teacher", "scratch student", "KD student", "PWL student"} <= set(vgg.index)
+    targets = pd.read_csv(tmp_path / "tables" / "pwl_loading_targets.csv")
+    assert set(targets.cache) == {"warm", "cold"} and (targets.runs == 1).all()
+
+
+def test_paper_rows_only_for_the_same_fraction_of_the_network():
+    from reports.pwl import _paper_row, published
+    pub = published()
+    assert _paper_row(pub, "cifar10", "resnet", "prefix", 2, 4).top1 == 92.9  # T1T2S3S4
+    assert _paper_row(pub, "cifar10", "resnet", "suffix", 1, 4).top1 == 88.8  # S1S2S3T4
+    assert _paper_row(pub, "cifar10", "vgg", "prefix", 0, 5).top1 == 91.7  # the student
+    assert _paper_row(pub, "cifar10", "vit", "suffix", 3, 3).top1 == 97.4  # all from the teacher: the teacher
+    assert _paper_row(pub, "cifar10", "vgg", "prefix", 2, 5) is None  # 2/5 of the network: no paper stage
+    assert _paper_row(pub, "cifar10", "vit", "prefix", 1, 3) is None
+    assert _paper_row(pub, "cifar10[train_per_class=40]", "resnet", "prefix", 2, 4) is None

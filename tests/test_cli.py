@@ -106,3 +106,18 @@ def test_results_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "results").write_text("not a folder")
     assert run_cli("plan", "smoke", "--results", str(tmp_path / "results")) == 2
     assert "is not a folder; pass --results DIR" in capsys.readouterr().err
+
+
+def test_plan_estimates_a_missing_seed_from_its_finished_siblings(smoke_store, tmp_path):
+    from bench.runner import plan
+    from bench.store import Store
+    from bench.suite import load_suite, suite_path
+    text = suite_path("smoke").read_text().replace("{method: kd, families: [vgg], seeds: [0, 1]}",
+                                                           "{method: kd, families: [vgg], seeds: [0, 1, 2]}")
+    suite_file = tmp_path / "smoke3.yaml"
+    suite_file.write_text(text)
+    store = Store(smoke_store)
+    rows = {(r["method"], r["seed"]): r for r in plan(load_suite(str(suite_file)), store) if r["family"] == "vgg"}
+    assert rows[("kd", 2)]["status"] == "missing" and rows[("kd", 2)]["estimated"]
+    done = [rows[("kd", s)]["train_min"] for s in (0, 1)]
+    assert rows[("kd", 2)]["train_min"] == sum(done) / 2

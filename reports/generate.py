@@ -25,6 +25,7 @@ plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dp
 FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 FAMILY_ORDER = ["vgg", "resnet", "vit"]
 ROLE_LABEL = {"teacher": "teacher", "scratch": "scratch student", "kd": "KD student"}
+CURVE_LABEL = {**ROLE_LABEL, "pwl": "PWL, teacher blocks loaded from the input side"}
 
 
 def variant(spec: dict) -> str:
@@ -173,7 +174,7 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
                                                 std=("test_top1", "std"), n=("seed", "nunique"))
             ax.errorbar(agg.flops, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, color=color, marker=marker,
                         capsize=3, linestyle="-" if len(agg) > 1 else "none",
-                        label=f"{ROLE_LABEL.get(model, model)}, {arch} (n={int(agg.n.max())})")
+                        label=f"{CURVE_LABEL.get(model, model)}, {arch} (n={int(agg.n.max())})")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # ticks inside a single decade too
         ax.xaxis.set_major_formatter(EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels

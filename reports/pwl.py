@@ -156,7 +156,9 @@ def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
             row["run ids"] = " ".join(sorted(set(g.run_id)))
             rows.append(row)
     out = pd.DataFrame(rows)
-    return out.fillna("–") if not out.empty else out
+    if out.empty:
+        return out
+    return out[[c for c in out.columns if c != "run ids"] + ["run ids"]].fillna("–")
 
 
 def timeline_frame(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:

@@ -166,6 +166,11 @@ def topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(1).float().mean().item()
 
 
+def point_info(point: OperatingPoint) -> dict:
+    """The method's facts about the point (e.g. PWL's mask), reported with its metrics."""
+    return {"info": point.info} if point.info else {}
+
+
 def score_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
                 precision: str, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
     """Accuracy, params and FLOPs of one point, and its test logits."""
@@ -179,7 +184,6 @@ def score_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preproc
         "val_top1": topk(val_logits, data.val.labels, 1),
         "params": count_params(model),
         "flops": flops_per_image(model, prep(data.test.images[:1], train=False)),
-        **({"info": point.info} if point.info else {}),
     }
     return metrics, test_logits
 
@@ -188,7 +192,6 @@ def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Prep
                    precision: str, weights_path: Path, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
     """All metrics of one operating point (accuracy and every cost), and its test logits."""
     metrics, test_logits = score_point(point, data, prep, device, precision, settings)
-    info = metrics.pop("info", None)
     model = point.model
     image = prep(data.test.images[:1], train=False)
     metrics.update({
@@ -196,6 +199,6 @@ def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Prep
         **time_loading(model, weights_path, image, device, precision, settings.load_trials),
         **steady_latency(model, image, device, precision, settings.latency_min_run_time_s),
         "peak_memory_bytes": peak_memory(model, image, device, precision),
-        **({"info": info} if info else {}),
+        **point_info(point),
     })
     return metrics, test_logits

@@ -65,7 +65,7 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
         name = f"stage{k}.safetensors"
         save_file(new, str(directory / name))
         loaded |= set(new)
-        stages.append({"point": p.name, "file": name, "keys": sorted(tensors), "new_keys": len(new),
+        stages.append({"point": p.name, "file": name, "new_keys": len(new),
                        "new_bytes": (directory / name).stat().st_size})
     with torch.device("meta"):  # copied together, so the skeletons share what the points share
         skeletons = copy.deepcopy([p.model for p in points])
@@ -77,22 +77,22 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
     (directory / INDEX).write_text(json.dumps(index, indent=1))
 
 
-def instantiate(skeleton: nn.Module, built: dict) -> nn.Module:
+def instantiate(skeleton: nn.Module, built: dict, made_now: list) -> nn.Module:
     """A new module tree shaped like ``skeleton`` (parameters still the skeleton's meta placeholders).
 
     Much cheaper than ``copy.deepcopy``: each module gets its own attribute, parameter, buffer and child dicts (and
     fresh hook dicts), but no other object is copied. ``built`` maps skeleton submodules to what was already made
-    from them; those are reused as they are.
+    from them; those are reused as they are. Modules made by this call are appended to ``made_now``.
     """
     made = built.get(id(skeleton))
     if made is None:
         made = skeleton.__class__.__new__(skeleton.__class__)
         state = {k: (type(v)() if isinstance(v, dict) and not v else v) for k, v in skeleton.__dict__.items()}
         state.update(_parameters=dict(skeleton._parameters), _buffers=dict(skeleton._buffers),
-                     _modules={k: instantiate(m, built) for k, m in skeleton._modules.items()})
+                     _modules={k: instantiate(m, built, made_now) for k, m in skeleton._modules.items()})
         object.__setattr__(made, "__dict__", state)
         built[id(skeleton)] = made
-        built.setdefault("new", []).append(made)
+        made_now.append(made)
     return made
 
 
@@ -103,9 +103,8 @@ def build(skeleton: nn.Module, tensors: dict[str, torch.Tensor], built: dict | N
     as it is -- swapped in, not rebuilt -- and only the new tensors are placed, so a stage costs what it adds, not
     what the whole network holds. The same function builds a model loaded whole (nothing built before).
     """
-    built = built if built is not None else {}
-    built["new"] = []
-    model = instantiate(skeleton, built)
+    made_now: list[nn.Module] = []
+    model = instantiate(skeleton, built if built is not None else {}, made_now)
     channels_last = wants_channels_last(model)
     for key, tensor in tensors.items():
         path, _, name = key.rpartition(".")
@@ -116,7 +115,7 @@ def build(skeleton: nn.Module, tensors: dict[str, torch.Tensor], built: dict | N
             module._parameters[name] = nn.Parameter(tensor, requires_grad=False)
         else:
             module._buffers[name] = tensor
-    if any(t.is_meta for m in built["new"] for t in [*m._parameters.values(), *m._buffers.values()] if t is not None):
+    if any(t.is_meta for m in made_now for t in [*m._parameters.values(), *m._buffers.values()] if t is not None):
         raise RuntimeError(f"the stage files lack some of {type(model).__name__}'s tensors (still meta after loading)")
     return model
 
@@ -183,6 +182,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
     skeletons = torch.load(directory / "skeletons.pt", weights_only=False)
     image = torch.load(directory / "image.pt")
     whole = {role: Path(p) for role, p in index["whole"].items()}
+    whole_skeleton = {"first": skeletons[0], "last": skeletons[-1]}  # the first/last point, loaded whole
     files = [directory / s["file"] for s in index["stages"]] + list(whole.values())
     result = {"trials": trials, "cold_cache_method": "fsync + posix_fadvise(POSIX_FADV_DONTNEED) on every file",
               "process": "a fresh process; one untimed pass of every mode first, then interleaved timed trials",
@@ -192,7 +192,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
         if cache == "warm":  # one untimed pass of every mode: files in the page cache, kernels compiled, for all alike
             _progressive_trial(directory, index, skeletons, image, device, precision)
             for mode in whole:
-                _whole_trial(whole[mode], skeletons[0] if mode == "first" else skeletons[-1], image, device, precision)
+                _whole_trial(whole[mode], whole_skeleton[mode], image, device, precision)
         for trial in range(trials):
             order = ["progressive", *whole]
             order = order[trial % len(order):] + order[:trial % len(order)]  # rotate: no mode always goes first
@@ -202,8 +202,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
                 if mode == "progressive":
                     prog.append(_progressive_trial(directory, index, skeletons, image, device, precision))
                 else:
-                    skeleton = skeletons[0] if mode == "first" else skeletons[-1]  # the first/last point whole
-                    plain[mode].append(_whole_trial(whole[mode], skeleton, image, device, precision))
+                    plain[mode].append(_whole_trial(whole[mode], whole_skeleton[mode], image, device, precision))
         stages = [{"point": s["point"], "new_bytes": s["new_bytes"], **_summary([t[k] for t in prog])}
                   for k, s in enumerate(index["stages"])]
         result[cache] = {"stages": stages, **{role: _summary(rows) for role, rows in plain.items()}}

@@ -16,7 +16,7 @@ from . import data as datamod
 from . import progressive, protocol
 from .env import environment
 from .errors import UserError
-from .evaluate import EvalSettings, evaluate_point, score_point
+from .evaluate import EvalSettings, evaluate_point, point_info, score_point
 from .models import create_model, prepare_for_device
 from .store import Store, canonical_json
 from .suite import RunSpec, Suite
@@ -101,25 +101,27 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
                                    work / "weights" / f"{point.name}.safetensors", rt.eval_settings)
         point_metrics.append(m)
         predictions[point.name] = logits
-    extra_points = method.extra_points()
-    check_family(points + extra_points, f"run {rid}: method {method_cls.name} (family and extra points)")
-    extras = [score_point(p, data, trainer.prep, device, task.budget.precision, rt.eval_settings)[0]
-              for p in extra_points]
-    loading = None  # a single point has nothing to load progressively
-    not_nested = progressive.nested_keys(points) if len(points) > 1 else None
-    if not_nested:
-        loading = {"skipped": f"no progressive loading: {not_nested}"}
-    elif len(points) > 1:
-        weights = work / "weights"
-        progressive.write_stages(points, work / "stages", trainer.prep(data.test.images[:1], train=False),
-                                 {"first": weights / f"{points[0].name}.safetensors",
-                                  "last": weights / f"{points[-1].name}.safetensors"}, device)
-        loading = progressive.measure(work / "stages", rt.eval_settings.load_trials, device, task.budget.precision)
-    in_points = {id(p) for pt in points for p in pt.model.parameters()}
-    method_params = {id(p): p for p in method.parameters()}
     flops = [m["flops"] for m in point_metrics]
     if flops != sorted(flops):
         raise RunFailed(f"run {rid}: method {method_cls.name}'s anytime family is not cheapest first (FLOPs {flops})")
+    extra_points = method.extra_points()
+    check_family(points + extra_points, f"run {rid}: method {method_cls.name} (family and extra points)")
+    extras = [{**score_point(p, data, trainer.prep, device, task.budget.precision, rt.eval_settings)[0],
+               **point_info(p)} for p in extra_points]
+    loading = None  # a single point has nothing to load progressively
+    if len(points) > 1:
+        why_not = progressive.nested_keys(points)
+        if why_not:
+            loading = {"skipped": f"no progressive loading: {why_not}"}
+        else:
+            weights = work / "weights"
+            progressive.write_stages(points, work / "stages", trainer.prep(data.test.images[:1], train=False),
+                                     {"first": weights / f"{points[0].name}.safetensors",
+                                      "last": weights / f"{points[-1].name}.safetensors"}, device)
+            loading = progressive.measure(work / "stages", rt.eval_settings.load_trials, device,
+                                          task.budget.precision)
+    in_points = {id(p) for pt in points for p in pt.model.parameters()}
+    method_params = {id(p): p for p in method.parameters()}
     metrics = {
         **inputs,
         "points": point_metrics,
@@ -162,9 +164,9 @@ def train_size(spec: datamod.DatasetSpec) -> int:
     return per_class * spec.num_classes
 
 
-def training_rate(store: Store) -> float:
-    """Training FLOPs per second achieved by the store's finished runs (a default when there are none)."""
-    done = [r for r in store.records() if r.metrics["training"]["wall_clock_s"] > 0]
+def training_rate(records: list) -> float:
+    """Training FLOPs per second achieved by finished runs (a default when there are none)."""
+    done = [r for r in records if r.metrics["training"]["wall_clock_s"] > 0]
     if not done:
         return DEFAULT_TRAIN_FLOPS_PER_S
     return sum(r.metrics["training"]["train_flops"] for r in done) / sum(
@@ -190,9 +192,10 @@ def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
     """Each run's status and training time: measured when done; else the mean of finished runs that differ only by
     seed, else an estimate from FLOPs at the store's measured rate."""
     rows = []
-    rate = training_rate(store)
+    records = store.records()  # verified once (checksums), then read from memory
+    rate = training_rate(records)
     measured: dict[str, list[float]] = {}
-    for rec in store.records():
+    for rec in records:
         measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
     for run in suite.select(only):
         found = store.check(run.run_id)

@@ -91,15 +91,21 @@ def orders_table(df: pd.DataFrame, pub: pd.DataFrame, orders: tuple[str, ...]) -
     return pd.DataFrame(rows)
 
 
+def _same_task(df: pd.DataFrame, pwl: pd.DataFrame) -> pd.DataFrame:
+    """Default-config family points of every method trained on the PWL runs' task (dataset, family, student and
+    teacher architectures, epochs): the KD and scratch students PWL is compared with."""
+    first = pwl.iloc[0]
+    return df[(df.kind == "family") & (df.variant == "default") & (df.dataset == first.dataset)
+              & (df.family == first.family) & (df.arch == first.arch) & (df.teacher_arch == first.teacher_arch)
+              & (df.epochs == first.epochs)]
+
+
 def comparison_table(df: pd.DataFrame, pub: pd.DataFrame) -> pd.DataFrame:
     """(c) The PWL student and the PWL all-teacher network beside the KD student, scratch student and teacher."""
     family_points = df[(df.kind == "family") & (df.variant == "default")]
     rows = []
-    for (dataset, family, arch, teacher_arch, epochs, _), pwl in _ordered(_pwl(family_points)).groupby(
-            SETTING, sort=False):
-        same = family_points[(family_points.dataset == dataset) & (family_points.family == family)
-                             & (family_points.arch == arch) & (family_points.teacher_arch == teacher_arch)
-                             & (family_points.epochs == epochs)]
+    for (dataset, family, *_), pwl in _ordered(_pwl(family_points)).groupby(SETTING, sort=False):
+        same = _same_task(df, pwl)
         last = pwl.point_index.max()
         kd = same[same.model == "kd"]
         kd_mean = kd.test_top1.mean() * 100 if not kd.empty else float("nan")
@@ -296,7 +302,7 @@ def _add_claim(rows: list, where: dict, name: str, verdict: str, evidence: str) 
 def claims_table(df: pd.DataFrame, records: dict[str, Record], ratios: pd.DataFrame) -> pd.DataFrame:
     """P1-P5 per setting, from the default-config PWL runs, their own teachers and the KD runs of the same setting."""
     rows = []
-    for (dataset, family, arch, teacher_arch, epochs, _), fam in _ordered(_pwl(df)).groupby(SETTING, sort=False):
+    for (dataset, family, *_), fam in _ordered(_pwl(df)).groupby(SETTING, sort=False):
         claim = partial(_add_claim, rows, {"dataset": dataset, "family": family, "setting": _setting_label(fam)})
 
         prefix = fam[fam.order == "prefix"].groupby("point_index").test_top1.mean() * 100
@@ -312,8 +318,8 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record], ratios: pd.DataFr
               ("holds" if same == total else "does not hold") if total else "not measurable here",
               f"{same}/{total} runs: the all-teacher network's test logits are identical to its teacher run's; "
               f"top-1 {accs[-1]:.2f} vs teacher {teacher_acc:.2f}")
-        kd = df[(df.dataset == dataset) & (df.family == family) & (df.arch == arch) & (df.teacher_arch == teacher_arch)
-                & (df.epochs == epochs) & (df.model == "kd") & (df.variant == "default") & (df.kind == "family")]
+        same_task = _same_task(df, fam)
+        kd = same_task[same_task.model == "kd"]
         student = fam[(fam.kind == "family") & (fam.point_index == 0)].test_top1
         if kd.empty:
             claim("P3 PWL student competitive with KD", "not measurable here", "no KD run of this setting")

@@ -40,6 +40,9 @@ BUILTIN = {
     "scratch": "methods.scratch:Scratch",
     "kd": "methods.kd:KD",
     "pwl": "methods.pwl:PWL",
+    "sws": "methods.sws:SWS",
+    "des_scratch": "methods.des_baselines:DesScratch",
+    "des_pretrain": "methods.des_baselines:DesPretrain",
 }
 
 

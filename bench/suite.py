@@ -7,6 +7,11 @@
     families:                     # a teacher/student architecture pair; each family's teacher is trained first
       vgg: {teacher: pb_vgg_teacher_cpu, student: pb_vgg_student_cpu, teacher_budget: cnn_teacher,
             budget: cnn_student}
+      sws_cifar10:                # a family may distil from another family's teacher run (SWS's ancestry) ...
+        teacher_from: resnet
+        student: pb_vit_des_cpu
+        budget: des_finetune
+        dataset: {name: cifar10, val_per_class: 500, train_per_class: 500}  # ... on a train subset of its data
     runs:
       - {method: kd, families: [vgg], seeds: [0, 1, 2], config: {T: 4}}
       - {method: pwl, name: pwl-no-cross, families: [vgg], config: {drop: [cross]}}  # name: a label for logs
@@ -32,7 +37,9 @@ from .protocol import Budget, Task
 from .store import run_id
 
 SUITE_KEYS = {"name", "description", "dataset", "budgets", "families", "runs", "teacher_seed"}
-FAMILY_KEYS = {"teacher", "student", "teacher_budget", "budget", "dataset", "teacher_kwargs", "student_kwargs"}
+FAMILY_KEYS = {"teacher", "student", "teacher_budget", "budget", "dataset", "teacher_kwargs", "student_kwargs",
+               "teacher_from"}
+TEACHER_KEYS = ("teacher", "teacher_budget", "teacher_kwargs")
 RUN_KEYS = {"method", "families", "seeds", "config", "budget", "name"}
 
 
@@ -126,6 +133,27 @@ def _spec(method_cls, config: dict, task: Task) -> dict:
             "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "task": task.to_dict()}
 
 
+def _shared_teacher(fam: str, f: dict, families: dict, teachers: dict, default_dataset, where: str) -> RunSpec:
+    """The teacher run of the family ``f['teacher_from']`` names, checked usable: a teacher trained on the same
+    dataset, splits and image size (it may have used more training images), so it never saw this family's val or test
+    images."""
+    source = f["teacher_from"]
+    if source not in families or "teacher_from" in families[source]:
+        with_teacher = ", ".join(k for k, v in families.items() if "teacher_from" not in v)
+        raise UserError(f"{where}: family {fam} has teacher_from {source!r}, which is not a family with a teacher of "
+                        f"its own; families with teachers: {with_teacher}")
+    given = [k for k in TEACHER_KEYS if k in f]
+    if given:
+        raise UserError(f"{where}: family {fam} takes its teacher from {source!r}; remove {given}")
+    mine = DatasetSpec.from_dict(f.get("dataset", default_dataset)).to_dict()
+    theirs = DatasetSpec.from_dict(families[source].get("dataset", default_dataset)).to_dict()
+    differ = sorted(k for k in mine if mine[k] != theirs[k] and k != "train_per_class")
+    if differ:
+        raise UserError(f"{where}: family {fam}'s dataset differs from its teacher's (family {source}) in {differ}; "
+                        f"a shared teacher needs the same dataset, splits and size (only train_per_class may differ)")
+    return teachers[source]
+
+
 def load_suite(name_or_path: str) -> Suite:
     path = suite_path(name_or_path)
     try:
@@ -150,19 +178,25 @@ def load_suite(name_or_path: str) -> Suite:
     scratch = protocol.get_method("scratch")
     for fam, f in families.items():
         _require(f, f"{where}: family {fam}", FAMILY_KEYS)
-        for key in ("teacher", "student", "teacher_budget", "budget"):
+        needed = ("student", "budget") if "teacher_from" in f else ("teacher", "student", "teacher_budget", "budget")
+        for key in needed:
             if key not in f:
                 raise UserError(f"{where}: family {fam} lacks {key!r}")
         dataset = DatasetSpec.from_dict(f.get("dataset", default_dataset))
         _ = dataset.source  # unknown dataset and architecture names fail here, before anything runs
-        check_arch(f["teacher"])
         check_arch(f["student"])
+        if "teacher_from" in f:
+            continue
+        check_arch(f["teacher"])
         task = Task(dataset=dataset, family=fam, arch=f["teacher"], arch_kwargs=f.get("teacher_kwargs", {}),
                     budget=Budget(**_budget(f["teacher_budget"], budgets, f"{where}: family {fam}")),
                     seed=teacher_seed, role="teacher")
         spec = _spec(scratch, {}, task)
         teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, "scratch", label=f"teacher-{fam}")
         runs.append(teachers[fam])
+    for fam, f in families.items():
+        if "teacher_from" in f:
+            teachers[fam] = _shared_teacher(fam, f, families, teachers, default_dataset, where)
     for i, entry in enumerate(raw["runs"]):
         _require(entry, f"{where}: runs[{i}]", RUN_KEYS)
         if "method" not in entry:
@@ -176,10 +210,11 @@ def load_suite(name_or_path: str) -> Suite:
             budget = _budget(entry.get("budget", f["budget"]), budgets, f"{where}: runs[{i}]")
             for seed in entry.get("seeds", [0]):
                 teacher = teachers[fam]
+                teacher_family = families[f.get("teacher_from", fam)]
                 task = Task(dataset=DatasetSpec.from_dict(f.get("dataset", default_dataset)), family=fam,
                             arch=f["student"], arch_kwargs=f.get("student_kwargs", {}), budget=Budget(**budget),
-                            seed=int(seed), teacher_arch=f["teacher"], teacher_kwargs=f.get("teacher_kwargs", {}),
-                            teacher_run=teacher.run_id)
+                            seed=int(seed), teacher_arch=teacher_family["teacher"],
+                            teacher_kwargs=teacher_family.get("teacher_kwargs", {}), teacher_run=teacher.run_id)
                 spec = _spec(method_cls, entry.get("config", {}), task)
                 runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id, entry["method"],
                                     label=f"{entry.get('name', method_cls.name)}-{fam}-s{seed}"))

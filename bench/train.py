@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from . import data as datamod
 from .errors import UserError
+from .models import prepare_for_device
 from .protocol import Batch, Budget, Method, Phase
 
 
@@ -185,6 +186,8 @@ class Trainer:
                                         f"({result.unexpected_keys[:3]}); if the method changed, bump its version")
             if index < state.phase_index:
                 continue  # finished before the kill; its weights came back with the checkpoint
+            for module in {phase.module, phase.eval_model or phase.module}:  # built by the method while training
+                prepare_for_device(module.to(self.device), self.device)
             self._run_phase(index, phase, state, ckpt if index == state.phase_index else None)
             state.phase_index, state.epoch = index + 1, 0
             ckpt = None
@@ -258,6 +261,7 @@ class Trainer:
             state.epochs_total += 1
             row = {"phase": phase.name, "epoch": epoch + 1,
                    **{f"loss/{k}": v / steps_per_epoch for k, v in sums.items()},
+                   "images": steps_per_epoch * bs, "train_flops": (step_flops or 0.0) * steps_per_epoch,
                    "val_top1": val_acc, "lr": optimizer.param_groups[0]["lr"], "train_s": round(train_s, 3),
                    "epoch_s": round(time.perf_counter() - t0, 3),
                    "images_per_s": round(steps_per_epoch * bs / train_s, 1)}

@@ -25,7 +25,8 @@ plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dp
 FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 FAMILY_ORDER = ["vgg", "resnet", "vit"]
 ROLE_LABEL = {"teacher": "teacher", "scratch": "scratch student", "kd": "KD student"}
-CURVE_LABEL = {**ROLE_LABEL, "pwl": "PWL, teacher blocks loaded from the input side"}
+CURVE_LABEL = {**ROLE_LABEL, "pwl": "PWL, teacher blocks loaded from the input side", "sws": "SWS Des-Nets",
+               "des_scratch": "Des-Nets from scratch", "des_pretrain": "Des-Nets pre-trained + fine-tuned"}
 
 
 def variant(spec: dict) -> str:
@@ -61,6 +62,7 @@ def tidy(records: list[Record]) -> pd.DataFrame:
                 "dataset": ds["name"] + (f"[{subset}]" if subset else ""), "seed": task["seed"],
                 "epochs": task["budget"]["epochs"], "kind": kind, "point_index": i, "point": point["point"],
                 "order": info.get("order"), "teacher_blocks": info.get("teacher_blocks"),
+                "depth": info.get("depth"), "init": info.get("init"),
                 **{k: point.get(k) for k in ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes",
                                              "load_s", "first_inference_s", "latency_s", "peak_memory_bytes")},
                 "train_wall_clock_s": rec.metrics["training"]["wall_clock_s"],
@@ -165,16 +167,21 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
     if not panels:
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^")}
+    styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"),
+              "sws": ("tab:green", "v"), "des_scratch": ("tab:gray", "o"), "des_pretrain": ("tab:purple", "P")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
-        for (model, arch, _, _), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
+        for (model, arch, _, epochs), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
             color, marker = styles.get(model, (None, "D"))
+            budgets = sub[sub.model == model].epochs.nunique()  # a method run with two budgets: say which is which
+            if budgets > 1 and epochs != sub[sub.model == model].epochs.min():
+                color = None
             agg = g.groupby("point_index").agg(flops=("flops", "first"), mean=("test_top1", "mean"),
                                                 std=("test_top1", "std"), n=("seed", "nunique"))
             ax.errorbar(agg.flops, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, color=color, marker=marker,
                         capsize=3, linestyle="-" if len(agg) > 1 else "none",
-                        label=f"{CURVE_LABEL.get(model, model)}, {arch} (n={int(agg.n.max())})")
+                        label=f"{CURVE_LABEL.get(model, model)}, {arch}"
+                              + (f", {epochs} ep" if budgets > 1 else "") + f" (n={int(agg.n.max())})")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # ticks inside a single decade too
         ax.xaxis.set_major_formatter(EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels
@@ -210,6 +217,8 @@ def build_report(results: str | Path = "results", out: str | Path = "reports") -
                            "and of the harness's evaluation of every operating point, images seen and training "
                            "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
-    from reports import pwl  # here, not at the top: it builds on this module's helpers
-    written += pwl.build(df, {r.run_id: r for r in records}, out)
+    from reports import pwl, sws  # here, not at the top: they build on this module's helpers
+    by_id = {r.run_id: r for r in records}
+    written += pwl.build(df, by_id, out)
+    written += sws.build(df, by_id, out)
     return written

@@ -6,7 +6,7 @@ import torch
 from bench import models
 from bench.runner import forward_flops
 
-# (params, FLOPs per 32x32 image, or 224x224 for the paper ViTs) -- `progbench models` prints the same numbers.
+# (params, FLOPs per image at the preset's img_size, 32 px for the CNNs) -- `progbench models` prints the same numbers.
 PINNED = {
     "pb_vgg_teacher_paper": (14724042, 626403328),
     "pb_vgg_student_paper": (3917386, 135669760),
@@ -23,6 +23,11 @@ PINNED = {
     "pb_vit_teacher_cpu": (1205642, 164366848),
     "pb_vit_student_cpu": (610826, 82577920),
     "pb_vit_tiny": (32490, 1049216),
+    "pb_vit_des_s_paper": (21668746, 9147293184),  # DeiT-S depth 12: 22M params, 4.6 GMACs
+    "pb_vit_des_b_paper": (85804810, 34941778944),  # DeiT-B depth 12: 86M params, 17.6 GMACs
+    "pb_vit_des_cpu": (1217930, 39324160),
+    "pb_vit_des64_cpu": (1291658, 41683456),
+    "pb_vit_des_tiny": (57898, 1901184),
 }
 
 

@@ -23,12 +23,13 @@ def stage(cin: int, cout: int, depth: int, stride: int) -> nn.Sequential:
 
 
 def resnet(widths: Sequence[int], depths: Sequence[int], stem_width: int | None = None, num_classes: int = 10,
-           in_chans: int = 3) -> BlockNet:
+           in_chans: int = 3, stem_stride: int = 1) -> BlockNet:
+    """``stem_stride`` 2 runs 64 px images at the cost (and feature-map sizes) of 32 px ones."""
     if len(widths) != len(depths):
         raise ValueError(f"resnet: widths {list(widths)} and depths {list(depths)} must have one entry per block")
     stem_width = stem_width or widths[0]
-    embed = nn.Sequential(nn.Conv2d(in_chans, stem_width, 3, padding=1, bias=False), nn.BatchNorm2d(stem_width),
-                          nn.ReLU(inplace=True))
+    embed = nn.Sequential(nn.Conv2d(in_chans, stem_width, 3, stride=stem_stride, padding=1, bias=False),
+                          nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True))
     cins = [stem_width, *widths[:-1]]
     blocks = [stage(cin, cout, d, 1 if i == 0 else 2) for i, (cin, cout, d) in enumerate(zip(cins, widths, depths))]
     net = BlockNet(embed, blocks, PoolHead(widths[-1], num_classes), widths, num_classes, channels_last=True)

@@ -151,7 +151,7 @@ def check_family(points: list, where: str) -> None:
 def forward_flops(arch: str, num_classes: int, image_size: int, kwargs: dict | None = None) -> int:
     """FLOPs of one forward at batch 1, counted on the meta device (nothing is allocated or computed)."""
     with torch.device("meta"):
-        model = create_model(arch, num_classes=num_classes, **(kwargs or {}))
+        model = create_model(arch, num_classes=num_classes, **(kwargs or {})).eval()  # BN heads refuse batch 1
         x = torch.empty(1, 3, image_size, image_size)
     with FlopCounterMode(display=False) as counter:
         model(x)

@@ -35,6 +35,7 @@ class DesPretrain(DesNetFamily):
         pretrain_warmup_epochs: float = 1.0
         tau: float = 1.0
         alpha: float = 1.0
+        finetune_lr_scale: float = 1.0  # of the budget's lr, as SWS's (the pre-training uses the budget's lr)
 
     def phases(self) -> Iterator[Phase]:
         cfg = self.config
@@ -43,4 +44,4 @@ class DesPretrain(DesNetFamily):
             yield Phase(f"pretrain-d{depth}", net, distill_step(net, self.teacher, cfg.tau, cfg.alpha,
                                                                  self.ctx.task.budget.label_smoothing),
                         epochs=cfg.pretrain_epochs, schedule={"warmup_epochs": cfg.pretrain_warmup_epochs})
-            yield self.fine_tune(depth, net)
+            yield self.fine_tune(depth, net, cfg.finetune_lr_scale)

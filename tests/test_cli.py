@@ -66,8 +66,8 @@ def test_console_script_prints_no_traceback(tmp_path):
                           text=True)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == ["progbench: error: unknown method 'kdd'; available: des_pretrain, "
-                                        "des_scratch, kd, pwl, scratch, sws (or a path/to/file.py:ClassName, or a package exposing the "
-                                        "'progbench.methods' entry point)"]
+                                        "des_scratch, kd, pwl, scratch, sws (or a path/to/file.py:ClassName, or a "
+                                        "package exposing the 'progbench.methods' entry point)"]
 
 
 @pytest.mark.parametrize("suite", ["smoke", "cpu", "paper"])

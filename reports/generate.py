@@ -26,7 +26,8 @@ FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None
 FAMILY_ORDER = ["vgg", "resnet", "vit"]
 ROLE_LABEL = {"teacher": "teacher", "scratch": "scratch student", "kd": "KD student"}
 CURVE_LABEL = {**ROLE_LABEL, "pwl": "PWL, teacher blocks loaded from the input side", "sws": "SWS Des-Nets",
-               "des_scratch": "Des-Nets from scratch", "des_pretrain": "Des-Nets pre-trained + fine-tuned"}
+               "des_scratch": "Des-Nets from scratch", "des_pretrain": "Des-Nets pre-trained + fine-tuned",
+               "bdistil": "B-DISTIL stages", "resched": "RESCHED stages", "noresched": "NO-RESCHED sizes"}
 
 
 def variant(spec: dict) -> str:
@@ -168,7 +169,8 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
     styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"),
-              "sws": ("tab:green", "v"), "des_scratch": ("tab:gray", "o"), "des_pretrain": ("tab:purple", "P")}
+              "sws": ("tab:green", "v"), "des_scratch": ("tab:gray", "o"), "des_pretrain": ("tab:purple", "P"),
+              "bdistil": ("tab:red", "o"), "resched": ("tab:blue", "s"), "noresched": ("tab:green", "^")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
         for (model, arch, _, epochs), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
@@ -217,8 +219,9 @@ def build_report(results: str | Path = "results", out: str | Path = "reports") -
                            "and of the harness's evaluation of every operating point, images seen and training "
                            "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
-    from reports import pwl, sws  # here, not at the top: they build on this module's helpers
+    from reports import bdistil, pwl, sws  # here, not at the top: they build on this module's helpers
     by_id = {r.run_id: r for r in records}
     written += pwl.build(df, by_id, out)
     written += sws.build(df, by_id, out)
+    written += bdistil.build(df, by_id, out)
     return written

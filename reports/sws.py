@@ -38,13 +38,13 @@ def _des_points(df: pd.DataFrame) -> pd.DataFrame:
     if sub.empty:
         return sub
     panel = sub.groupby(["dataset", "family", "method"])
-    short = panel.epochs.transform("min")
+    budgets = panel.epochs.transform("nunique")
     variants = panel.variant.transform("nunique")
     names = {"sws": "SWS", "des_pretrain": "pre-train + fine-tune", "des_scratch": "scratch"}
 
     def label(r) -> str:
         text = names[r.method]
-        if r.epochs != short[r.name]:
+        if budgets[r.name] > 1:  # the same method with two budgets (scratch): say which is which
             text += f", {int(r.epochs)} ep"
         if variants[r.name] > 1 and r.variant != "default":
             text += f" [{r.variant}]"
@@ -55,8 +55,11 @@ def _des_points(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _order(labels) -> list[str]:
-    first = ["SWS", "scratch", "pre-train + fine-tune"]
-    return [x for x in first if x in set(labels)] + sorted(set(labels) - set(first))
+    """SWS first, then the scratch budgets (shortest first), then pre-train + fine-tune, then anything else."""
+    labels = set(labels)
+    scratch = sorted((x for x in labels if x.startswith("scratch")), key=lambda x: (len(x), x))
+    first = [x for x in ("SWS", *scratch, "pre-train + fine-tune") if x in labels]
+    return first + sorted(labels - set(first))
 
 
 def accuracy_table(des: pd.DataFrame) -> pd.DataFrame:
@@ -178,10 +181,10 @@ def ratios(costs: pd.DataFrame) -> pd.DataFrame:
         if "SWS" not in means.index:
             continue
         sws = means.loc["SWS"]
-        long = [lab for lab in means.index if lab.startswith("scratch,")]
+        scratch = [lab for lab in _order(means.index) if lab.startswith("scratch")]
         pairs = []
-        if long:
-            pairs.append(("S1", f"total training: {long[0]} / SWS", means.loc[long[0]], sws, "total"))
+        if len(scratch) > 1:
+            pairs.append(("S1", f"total training: {scratch[-1]} / SWS", means.loc[scratch[-1]], sws, "total"))
         if "pre-train + fine-tune" in means.index:
             pre = means.loc["pre-train + fine-tune"]
             pairs.append(("S3", "params stored to initialise all sizes: pre-train + fine-tune / SWS", pre, sws,
@@ -196,7 +199,11 @@ def ratios(costs: pd.DataFrame) -> pd.DataFrame:
                     row[f"ours ({unit})"] = f"{num[f'{col}_{key}'] / den[f'{col}_{key}']:.2f}×"
             row["paper (ImageNet-1K)"] = f"{pub.loc[claim, 'ratio']:g}×"
             rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    paper = out.pop("paper (ImageNet-1K)") if not out.empty else None
+    if paper is not None:
+        out["paper (ImageNet-1K)"] = paper
+    return out.fillna("")
 
 
 def claims_table(des: pd.DataFrame, records: dict[str, Record], costs: pd.DataFrame) -> pd.DataFrame:
@@ -209,27 +216,30 @@ def claims_table(des: pd.DataFrame, records: dict[str, Record], costs: pd.DataFr
             continue
         cost = costs[(costs.dataset == dataset) & (costs.family == family)].groupby("label").mean(numeric_only=True)
         where = {"dataset": dataset, "family": family}
-        long = next((c for c in acc if c.startswith("scratch,")), None)
+        scratch = [c for c in _order(acc.columns) if c.startswith("scratch")]
+        long = scratch[-1] if len(scratch) > 1 else None  # the longer scratch budget
         if long:
             wins = int((acc.SWS > acc[long]).sum())
             ratio = cost.loc[long, "total_flops"] / cost.loc["SWS", "total_flops"]
             ok = wins == len(acc) and ratio > 1
-            gaps = ", ".join(f"d{d}: {v:+.2f}" for d, v in (acc.SWS - acc[long]).items())
+            gaps = ", ".join(f"d{int(d)}: {v:+.2f}" for d, v in (acc.SWS - acc[long]).items())
             rows.append({**where, "claim": "S1: beats scratch at lower total training cost (paper: 6.6× less)",
                          "verdict": "holds" if ok else "does not hold",
                          "evidence": f"SWS − {long} by depth: {gaps} (better at {wins}/{len(acc)}); total training "
                                      f"FLOPs {long} / SWS = {ratio:.2f}×"})
-            first = _first_epoch_val(g[g.label == "SWS"], records)
-            final = _last_val(g[g.label == long], records)
-            better = [d for d in first.index if first[d] > final[d]]
+            first = _val_at(g[g.label == "SWS"], records, 0)
+            final = {lab: _val_at(g[g.label == lab], records, -1) for lab in scratch}
+            better = [d for d in first.index if first[d] > final[long][d]]
             rows.append({**where, "claim": "S2: in some cases better after 1 epoch of fine-tuning",
                          "verdict": "holds" if better else "does not hold",
-                         "evidence": "val top-1, SWS after 1 epoch vs " + long + " at its end: " + ", ".join(
-                             f"d{d}: {first[d]:.2f} vs {final[d]:.2f}" for d in first.index)})
+                         "evidence": "val top-1, SWS after 1 epoch vs " + " / ".join(f"{lab} at its end"
+                                                                                      for lab in reversed(scratch))
+                                     + ": " + ", ".join(f"d{d}: {first[d]:.2f} vs " + " / ".join(
+                                         f"{final[lab][d]:.2f}" for lab in reversed(scratch)) for d in first.index)})
         if "pre-train + fine-tune" in acc:
             pre = acc["pre-train + fine-tune"]
             wins = int((acc.SWS >= pre).sum())
-            gaps = ", ".join(f"d{d}: {v:+.2f}" for d, v in (acc.SWS - pre).items())
+            gaps = ", ".join(f"d{int(d)}: {v:+.2f}" for d, v in (acc.SWS - pre).items())
             stored = cost.loc["pre-train + fine-tune", "stored"] / cost.loc["SWS", "stored"]
             pretrain = cost.loc["pre-train + fine-tune", "pre-train_flops"] / cost.loc["SWS", "pre-train_flops"]
             for claim, value, paper in (("S3: better with fewer parameters stored to initialise all sizes", stored, 20),
@@ -240,14 +250,6 @@ def claims_table(des: pd.DataFrame, records: dict[str, Record], costs: pd.DataFr
                              "evidence": f"SWS − pre-train + fine-tune by depth: {gaps} (≥ at {wins}/{len(acc)}); "
                                          f"ratio {value:.2f}×"})
     return pd.DataFrame(rows)
-
-
-def _first_epoch_val(g: pd.DataFrame, records: dict[str, Record]) -> pd.Series:
-    return _val_at(g, records, 0)
-
-
-def _last_val(g: pd.DataFrame, records: dict[str, Record]) -> pd.Series:
-    return _val_at(g, records, -1)
 
 
 def _val_at(g: pd.DataFrame, records: dict[str, Record], position: int) -> pd.Series:

@@ -43,6 +43,9 @@ BUILTIN = {
     "sws": "methods.sws:SWS",
     "des_scratch": "methods.des_baselines:DesScratch",
     "des_pretrain": "methods.des_baselines:DesPretrain",
+    "bdistil": "methods.bdistil:BDistil",
+    "resched": "methods.bdistil_baselines:Resched",
+    "noresched": "methods.bdistil_baselines:NoResched",
 }
 
 
@@ -132,6 +135,7 @@ class Phase:
     optimizer: dict | None = None  # overrides of the budget's optimiser for this phase
     schedule: dict | None = None
     max_grad_norm: float | None = None  # clip the global gradient norm of the phase's parameters (None: no clipping)
+    validate: bool = True  # score eval_model on val after every epoch (off where nobody reads it: a pass saved)
 
 
 @dataclass

@@ -170,11 +170,16 @@ class Trainer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         state, ckpt = self._load_checkpoint()
         phases = self.method.phases()
+        resume_at = (state.phase_index, state.epoch)
         for index in itertools.count():
             # Code between a method's yields (building the next member, say) draws from this seed, so a resumed run
             # builds exactly what the uninterrupted run built.
             seed_everything(epoch_seed(self.seed, index, -1))
+            t0 = time.perf_counter()
             phase = next(phases, None)
+            if index > resume_at[0] or (index == resume_at[0] and resume_at[1] == 0):
+                # that code is training work too (passes over the data, say); a replay after a resume is not counted
+                state.wall_clock_s += time.perf_counter() - t0
             if phase is None:
                 break
             if ckpt is not None and index <= state.phase_index:
@@ -254,7 +259,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
             bar.close()
             train_s = time.perf_counter() - t0
-            val_acc = accuracy(eval_model, self.data.val, self.prep, device, budget.precision)
+            val_acc = accuracy(eval_model, self.data.val, self.prep, device, budget.precision) if phase.validate \
+                else None
             state.wall_clock_s += time.perf_counter() - t0
             state.images_seen += steps_per_epoch * bs
             state.train_flops += (step_flops or 0.0) * steps_per_epoch
@@ -270,4 +276,4 @@ class Trainer:
             self._save(state, optimizer)
             tqdm.write(f"{self.run_label} {phase.name} epoch {epoch + 1}/{epochs}: "  # also in logs without bars
                        + " ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in row.items() if k.startswith("loss/"))
-                       + f" val={val_acc:.4f} ({row['epoch_s']:.0f}s)")
+                       + (f" val={val_acc:.4f}" if val_acc is not None else "") + f" ({row['epoch_s']:.0f}s)")

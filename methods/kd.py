@@ -21,6 +21,19 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
                     reduction="batchmean", log_target=True) * t * t
 
 
+def kd_step(student: torch.nn.Module, teacher: torch.nn.Module, T: float, alpha: float, smoothing: float):
+    """The training step of a KD student: named losses alpha * CE and (1 - alpha) * T^2 * KL."""
+
+    def step(batch: Batch) -> dict:
+        with torch.no_grad():
+            teacher_logits = teacher(batch.x)
+        logits = student(batch.x)
+        return {"ce": alpha * F.cross_entropy(logits, batch.y, label_smoothing=smoothing),
+                "kd": (1 - alpha) * kd_loss(logits, teacher_logits, T)}
+
+    return step
+
+
 class KD(Method):
     name = "kd"
     version = "1"
@@ -35,16 +48,9 @@ class KD(Method):
         super().__init__(ctx, config)
         self.student = ctx.create_model()
 
-    def loss(self, batch: Batch) -> dict:
-        with torch.no_grad():
-            teacher_logits = self.teacher(batch.x)
-        logits = self.student(batch.x)
-        a = self.config.alpha
-        return {"ce": a * F.cross_entropy(logits, batch.y, label_smoothing=self.ctx.task.budget.label_smoothing),
-                "kd": (1 - a) * kd_loss(logits, teacher_logits, self.config.T)}
-
     def phases(self):
-        yield Phase("train", self.student, self.loss)
+        yield Phase("train", self.student, kd_step(self.student, self.teacher, self.config.T, self.config.alpha,
+                                                   self.ctx.task.budget.label_smoothing))
 
     def anytime_family(self):
         return [OperatingPoint("student", self.student)]

@@ -65,9 +65,10 @@ def test_console_script_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "plan", str(suite)], cwd=REPO, capture_output=True,
                           text=True)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines() == ["progbench: error: unknown method 'kdd'; available: des_pretrain, "
-                                        "des_scratch, kd, pwl, scratch, sws (or a path/to/file.py:ClassName, or a "
-                                        "package exposing the 'progbench.methods' entry point)"]
+    assert proc.stderr.splitlines() == ["progbench: error: unknown method 'kdd'; available: bdistil, des_pretrain, "
+                                        "des_scratch, kd, noresched, pwl, resched, scratch, sws (or a "
+                                        "path/to/file.py:ClassName, or a package exposing the 'progbench.methods' "
+                                        "entry point)"]
 
 
 @pytest.mark.parametrize("suite", ["smoke", "cpu", "paper"])

@@ -34,7 +34,7 @@ def test_smoke_suite_end_to_end(smoke_store, capsys):
     assert run_cli("run", "smoke", "--results", str(smoke_store), "--no-progress") == 0
     assert "0 run(s) trained" in capsys.readouterr().out
     assert run_cli("plan", "smoke", "--results", str(smoke_store)) == 0
-    assert "16 runs (16 cached)" in capsys.readouterr().out
+    assert "24 runs (24 cached)" in capsys.readouterr().out
 
 
 def _run_suite(suite: Path, store: Path, kill_when=None, run_glob: str = "*") -> None:

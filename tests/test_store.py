@@ -9,7 +9,7 @@ from tests.conftest import run_cli
 def test_smoke_records_are_complete(smoke_store):
     store = Store(smoke_store)
     records = store.records()
-    assert len(records) == 8  # 2 teachers, 2 scratch, 2 KD seeds, 2 PWL
+    assert len(records) == 24  # 2 teachers, 2 scratch, 2 KD, 2 PWL, 8 SWS and baselines, 8 B-DISTIL and baselines
     for rec in records:
         assert store.status(rec.run_id) == "done"
         assert set(json.loads((rec.path / "record.json").read_text())["files"]) >= {
@@ -36,7 +36,7 @@ def test_corrupt_record_is_detected_quarantined_and_redone(smoke_store, tmp_path
     assert store.status(victim.run_id) == "done"
     kept = list((store_dir / "quarantine").glob(f"{victim.run_id}-*"))
     assert len(kept) == 1 and (kept[0] / "metrics.json").read_text() != original  # nothing lost
-    assert "1 run(s) trained" in out and out.count(": cached") == 7  # only the corrupt run was redone
+    assert "1 run(s) trained" in out and out.count(": cached") == 23  # only the corrupt run was redone
 
 
 def test_interrupted_run_is_partial_not_corrupt(tmp_path):

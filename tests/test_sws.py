@@ -178,7 +178,7 @@ def test_sws_report_from_the_smoke_store(smoke_store, tmp_path):
     assert {"sws_accuracy_vs_depth.png", "sws_accuracy_vs_depth.svg"} <= written
     acc = pd.read_csv(tmp_path / "tables" / "sws_accuracy.csv")
     assert list(acc.depth) == ["2", "3", "Aux-Net"]
-    assert {"SWS (%)", "scratch (%)", "scratch, 3 ep (%)", "pre-train + fine-tune (%)"} <= set(acc.columns)
+    assert {"SWS (%)", "scratch, 2 ep (%)", "scratch, 3 ep (%)", "pre-train + fine-tune (%)"} <= set(acc.columns)
     sws_ids = {r.run_id for r in _records(smoke_store, "sws")}
     assert sws_ids <= set(acc["run ids"].iloc[0].split())
     claims = pd.read_csv(tmp_path / "tables" / "sws_claims.csv")
@@ -188,5 +188,5 @@ def test_sws_report_from_the_smoke_store(smoke_store, tmp_path):
     stored = cost["params stored to initialise all sizes"]
     aux_params = _records(smoke_store, "sws")[0].metrics["extra_params"]
     pretrained = sum(p["params"] for p in _records(smoke_store, "des_pretrain")[0].metrics["points"])
-    assert (stored["SWS"], stored["pre-train + fine-tune"], stored["scratch"]) == (
+    assert (stored["SWS"], stored["pre-train + fine-tune"], stored["scratch, 2 ep"]) == (
         human(aux_params), human(pretrained), "0")

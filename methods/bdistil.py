@@ -1,0 +1,253 @@
+"""B-DISTIL: a teacher decomposed into a boosted ensemble of small students, evaluated member by member.
+
+No official code exists and the paper's algorithm section could not be read; this is the construction
+``../shared/METHODS.md`` describes, every open choice a config field (``docs/methods/bdistil.md`` says what is ours).
+
+With teacher logits g (centred per sample) and the ensemble F_{t-1} = f_1 + ... + f_{t-1} on the training images,
+round t puts exponential weights on the residual r = g - F_{t-1} over (sample, class):
+
+    K+(i, j) = exp(+eta r_ij) / Z,   K-(i, j) = exp(-eta r_ij) / Z,   Z = sum over i, j of both
+
+and trains a weak learner f = c * tanh(z) (z: the member's logits) to maximise the log-barrier objective
+
+    J(f) = sum_ij K+ log(1 + f/c) + K- log(1 - f/c)       (maximised at f = c * tanh(eta r): a bounded residual)
+
+It is accepted when the weak-learning condition holds, margin = sum_ij (K+ - K-) f_ij >= gamma * c; otherwise the next
+larger candidate from the configured list is trained in its place (the largest is accepted, flagged, if all fail).
+With ``connections`` a member also reads the previous member's last features through a zero-initialised linear map
+(1x1 conv on feature maps, linear on tokens), counted in its cost. Stage k of the anytime family is the first k
+members: logits F_k, run in sequence.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from bench import data as datamod
+from bench.errors import UserError
+from bench.models import BlockNet
+from bench.protocol import Batch, Method, OperatingPoint, Phase
+
+# --- the boosting quantities, as functions of tensors (tested by hand) -------------------------------------------
+
+
+def centred(logits: torch.Tensor) -> torch.Tensor:
+    """Logits minus their mean over classes: the same softmax, and a residual that does not drift with the mean."""
+    return logits - logits.mean(dim=1, keepdim=True)
+
+
+def boosting_weights(residual: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """K+ and K- over (sample, class): exp(+-eta * residual), normalised together to sum to 1."""
+    scaled = torch.stack([eta * residual, -eta * residual]).double()
+    weights = torch.exp(scaled - torch.logsumexp(scaled.flatten(), dim=0))
+    return weights[0].float(), weights[1].float()
+
+
+def barrier_objective(f: torch.Tensor, k_plus: torch.Tensor, k_minus: torch.Tensor, bound: float) -> torch.Tensor:
+    """J(f) = sum K+ log(1 + f/c) + K- log(1 - f/c), for outputs |f| < c."""
+    return (k_plus * torch.log1p(f / bound) + k_minus * torch.log1p(-f / bound)).sum()
+
+
+def barrier_loss(z: torch.Tensor, k_plus: torch.Tensor, k_minus: torch.Tensor, scale: float) -> torch.Tensor:
+    """-J for f = c * tanh(z), up to the constant log 2, in a form stable for any z:
+    log(1 + tanh z) = log 2 + logsigmoid(2z) and log(1 - tanh z) = log 2 + logsigmoid(-2z)."""
+    z = z.float()
+    return -scale * (k_plus * F.logsigmoid(2 * z) + k_minus * F.logsigmoid(-2 * z)).sum()
+
+
+def margin(f: torch.Tensor, k_plus: torch.Tensor, k_minus: torch.Tensor) -> float:
+    """The weak-learning quantity sum (K+ - K-) f: how well f follows the sign of the residual, weighted."""
+    return float(((k_plus - k_minus) * f).sum())
+
+
+# --- members and the ensemble ---------------------------------------------------------------------------------------
+
+
+def projection(width_in: int, width_out: int, tokens: bool) -> nn.Module:
+    """A zero-initialised linear map over channels: a new member starts as if unconnected."""
+    layer = nn.Linear(width_in, width_out) if tokens else nn.Conv2d(width_in, width_out, 1)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class Member(nn.Module):
+    """A weak learner: a student network, optionally adding a projection of the previous member's last features to its
+    own before its head."""
+
+    def __init__(self, net: BlockNet, previous_width: int | None = None):
+        super().__init__()
+        self.net = net
+        self.connection = projection(previous_width, net.block_widths[-1], net.tokens) if previous_width else None
+
+    def forward(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs z (f = c * tanh z) and the last features, which the next member may read."""
+        h = self.net.embed(x)
+        for block in self.net.blocks:
+            h = block(h)
+        if self.connection is not None:
+            where = slice(1, 2) if self.net.tokens else slice(2, None)  # token count, or feature-map size
+            if previous is None or previous.shape[where] != h.shape[where]:
+                raise UserError("bdistil: a connected member needs the previous member's features at its own size; "
+                                "use candidates with the same downsampling (or tokens), or connections: false")
+            h = h + self.connection(previous.to(h.dtype))
+        return self.net.head(h), h
+
+
+class Ensemble(nn.Module):
+    """Stage k: logits F = sum over members of c * tanh(z_t), members run in sequence (each may read the last)."""
+
+    def __init__(self, members: list[Member], bound: float, num_classes: int):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.bound = bound
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.new_zeros(x.shape[0], self.num_classes, dtype=torch.float32)
+        previous = None
+        for member in self.members:
+            z, previous = member(x, previous)
+            total = total + self.bound * torch.tanh(z.float())
+        return total
+
+
+# --- the method ------------------------------------------------------------------------------------------------------
+
+
+class BDistil(Method):
+    name = "bdistil"
+    version = "1"
+    needs_teacher = True
+
+    @dataclass(frozen=True)
+    class Config:
+        rounds: int = 4  # members in the final ensemble (K)
+        # create_model kwargs for the task's student arch, smallest first; a round starts at the last accepted one
+        candidates: tuple = ({},)
+        bound: float = 4.0  # c: each member's outputs lie in (-c, c) (4: the best val agreement of 1, 2, 4, 6, 8 in a
+        # pilot on the cpu VGG family)
+        eta: float | None = None  # exponential-weights rate; None: 1 / c (then f* = c tanh(r / c) ~ r for small r)
+        gamma: float = 0.05  # weak-learning condition: margin >= gamma * c
+        connections: bool = True
+        epochs_per_round: int | None = None  # None: the budget's epochs
+
+    def __init__(self, ctx, config):
+        super().__init__(ctx, config)
+        if config.rounds < 1 or not config.candidates or config.bound <= 0:
+            raise UserError("method bdistil: rounds >= 1, at least one candidate and bound > 0 are required")
+        attempts = config.rounds * len(config.candidates)  # at most every candidate in every round
+        self.attempts = nn.ModuleList()  # every member trained, accepted or not (those not are extra params)
+        # Decisions live in buffers, so a resumed run replays them instead of recomputing them on later weights.
+        self.register_buffer("accepted", torch.full((attempts,), -1, dtype=torch.long))  # -1 undecided, 0 no, 1 yes
+        self.register_buffer("margins", torch.zeros(attempts))
+        self.register_buffer("agreement", torch.zeros(config.rounds, 2))  # train, val agreement with the teacher
+        self.chosen: list[int] = []  # attempt index of each accepted member, in order
+        self.candidate_of: list[int] = []  # candidate index of each attempt
+
+    @property
+    def eta(self) -> float:
+        return self.config.eta if self.config.eta is not None else 1.0 / self.config.bound
+
+    @torch.no_grad()
+    def _outputs(self, split: datamod.Split, fn) -> torch.Tensor:
+        """``fn(x)`` over a split, un-augmented, in batches, at the run's precision."""
+        from bench.train import autocast
+        prep = datamod.Preprocess(self.ctx.data.mean, self.ctx.data.std, self.ctx.task.budget.augment_spec,
+                                  self.ctx.device)
+        out = []
+        with autocast(self.ctx.device, self.ctx.task.budget.precision):
+            for _, images, _ in datamod.batches(split, 500, shuffle=False):
+                out.append(fn(prep(images, train=False)).float().cpu())
+        return torch.cat(out)
+
+    def ensemble(self, count: int | None = None) -> Ensemble:
+        members = [self.attempts[i] for i in self.chosen[:count]]
+        return Ensemble(members, self.config.bound, self.ctx.num_classes)
+
+    def _new_member(self, candidate: int) -> Member:
+        net = self.ctx.create_model(**dict(self.config.candidates[candidate]))
+        connected = self.chosen and self.config.connections
+        return Member(net, self.attempts[self.chosen[-1]].net.block_widths[-1] if connected else None)
+
+    def _member_outputs(self, member: Member, split: datamod.Split) -> torch.Tensor:
+        """f = c tanh(z) of a candidate on a split, fed by the accepted ensemble's last member."""
+        chain = self.ensemble()
+
+        def run(x):
+            previous = None
+            for m in chain.members:
+                _, previous = m(x, previous)
+            return self.config.bound * torch.tanh(member(x, previous)[0].float())
+
+        member.eval()
+        return self._outputs(split, run)
+
+    def phases(self) -> Iterator[Phase]:
+        cfg, data = self.config, self.ctx.data
+        teacher = {name: centred(self._outputs(getattr(data, name), self.teacher)) for name in ("train", "val")}
+        ensemble = {name: torch.zeros_like(t) for name, t in teacher.items()}
+        n_train = len(data.train)
+        candidate = 0
+        for round_index in range(cfg.rounds):
+            k_plus, k_minus = boosting_weights(teacher["train"] - ensemble["train"], self.eta)
+            kp, km = k_plus.to(self.ctx.device), k_minus.to(self.ctx.device)
+            while True:
+                attempt = len(self.attempts)
+                member = self._new_member(candidate)
+                self.attempts.append(member)
+                self.candidate_of.append(candidate)
+                chain = self.ensemble()
+
+                def step(batch: Batch, member=member, chain=chain, kp=kp, km=km) -> dict:
+                    with torch.no_grad():  # the accepted members are fixed; only their last features are read
+                        previous = None
+                        for m in chain.members:
+                            _, previous = m(batch.x, previous)
+                    z, _ = member(batch.x, previous)
+                    idx = batch.index.to(kp.device)
+                    return {"barrier": barrier_loss(z, kp[idx], km[idx], n_train / len(idx))}
+
+                # agreement on val is measured after each round, so the trainer's per-epoch val pass is skipped
+                yield Phase(f"round{round_index + 1}-candidate{candidate}", member, step, validate=False,
+                            epochs=cfg.epochs_per_round)
+                f_train = self._member_outputs(member, data.train)
+                if self.accepted[attempt] < 0:  # decided now; a resumed run replays the recorded decision
+                    self.margins[attempt] = margin(f_train, k_plus, k_minus)
+                    largest = candidate == len(cfg.candidates) - 1
+                    self.accepted[attempt] = int(bool(self.margins[attempt] >= cfg.gamma * cfg.bound) or largest)
+                accepted = bool(self.accepted[attempt])
+                tqdm.write(f"{self.name} round {round_index + 1} candidate {candidate}: margin "
+                           f"{float(self.margins[attempt]) / cfg.bound:.4f} c (gamma {cfg.gamma}): "
+                           f"{'accepted' if accepted else 'rejected'}")
+                if accepted:
+                    break
+                candidate += 1
+            f_val = self._member_outputs(member, data.val)
+            self.chosen.append(attempt)
+            ensemble["train"] += f_train
+            ensemble["val"] += f_val
+            for col, name in enumerate(("train", "val")):
+                self.agreement[round_index, col] = (ensemble[name].argmax(1) == teacher[name].argmax(1)).float().mean()
+            tqdm.write(f"{self.name} round {round_index + 1}: agreement with the teacher, train "
+                       f"{float(self.agreement[round_index, 0]):.4f}, val {float(self.agreement[round_index, 1]):.4f}")
+
+    def anytime_family(self) -> list[OperatingPoint]:
+        c, gamma = self.config.bound, self.config.gamma
+        points = []
+        for k in range(1, len(self.chosen) + 1):
+            chosen = self.chosen[:k]
+            info = {"members": k, "candidates": [self.candidate_of[i] for i in chosen],
+                    "margin_over_c": round(float(self.margins[chosen[-1]]) / c, 6),
+                    "condition_met": bool(self.margins[chosen[-1]] >= gamma * c),
+                    "attempts": chosen[-1] - (chosen[-2] if k > 1 else -1),  # candidates trained this round
+                    "train_agreement": round(float(self.agreement[k - 1, 0]), 6),
+                    "val_agreement": round(float(self.agreement[k - 1, 1]), 6),
+                    "connections": self.config.connections}
+            points.append(OperatingPoint(f"stage{k}", self.ensemble(k), info))
+        return points

@@ -175,6 +175,7 @@ class Trainer:
             # Code between a method's yields (building the next member, say) draws from this seed, so a resumed run
             # builds exactly what the uninterrupted run built.
             seed_everything(epoch_seed(self.seed, index, -1))
+            self.method.eval()  # that code sees trained modules frozen, BN included, in a replay as the first time
             t0 = time.perf_counter()
             phase = next(phases, None)
             if index > resume_at[0] or (index == resume_at[0] and resume_at[1] == 0):
@@ -182,6 +183,8 @@ class Trainer:
                 state.wall_clock_s += time.perf_counter() - t0
             if phase is None:
                 break
+            for module in {phase.module, phase.eval_model or phase.module}:  # built by the method while training
+                prepare_for_device(module.to(self.device), self.device)
             if ckpt is not None and index <= state.phase_index:
                 # Modules a phase creates exist only once the generator has reached it, hence strict=False; but a
                 # key the method no longer has means the checkpoint is not this method's.
@@ -191,8 +194,6 @@ class Trainer:
                                         f"({result.unexpected_keys[:3]}); if the method changed, bump its version")
             if index < state.phase_index:
                 continue  # finished before the kill; its weights came back with the checkpoint
-            for module in {phase.module, phase.eval_model or phase.module}:  # built by the method while training
-                prepare_for_device(module.to(self.device), self.device)
             self._run_phase(index, phase, state, ckpt if index == state.phase_index else None)
             state.phase_index, state.epoch = index + 1, 0
             ckpt = None

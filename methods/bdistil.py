@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from bench import data as datamod
 from bench.errors import UserError
+from bench.evaluate import flops_per_image, predict
 from bench.models import BlockNet
 from bench.protocol import Batch, Method, OperatingPoint, Phase
 
@@ -117,6 +118,32 @@ class Ensemble(nn.Module):
         return total
 
 
+def last_features(members, x: torch.Tensor) -> torch.Tensor | None:
+    """The last member's features after running the chain: what a connected next member reads."""
+    previous = None
+    for member in members:
+        _, previous = member(x, previous)
+    return previous
+
+
+class Candidate(nn.Module):
+    """A member being trained or judged, fed by the accepted chain (run only when the member is connected to it)."""
+
+    def __init__(self, chain: list[Member], member: Member, bound: float):
+        super().__init__()
+        self.chain = nn.ModuleList(chain if member.connection is not None else [])
+        self.member = member
+        self.bound = bound
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():  # the accepted members are fixed; only their last features are read
+            previous = last_features(self.chain, x)
+        return self.member(x, previous)[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bound * torch.tanh(self.raw(x).float())
+
+
 # --- the method ------------------------------------------------------------------------------------------------------
 
 
@@ -141,7 +168,7 @@ class BDistil(Method):
         super().__init__(ctx, config)
         if config.rounds < 1 or not config.candidates or config.bound <= 0:
             raise UserError("method bdistil: rounds >= 1, at least one candidate and bound > 0 are required")
-        attempts = config.rounds * len(config.candidates)  # at most every candidate in every round
+        attempts = config.rounds + len(config.candidates) - 1  # a round moves up the list, never down
         self.attempts = nn.ModuleList()  # every member trained, accepted or not (those not are extra params)
         # Decisions live in buffers, so a resumed run replays them instead of recomputing them on later weights.
         self.register_buffer("accepted", torch.full((attempts,), -1, dtype=torch.long))  # -1 undecided, 0 no, 1 yes
@@ -154,17 +181,11 @@ class BDistil(Method):
     def eta(self) -> float:
         return self.config.eta if self.config.eta is not None else 1.0 / self.config.bound
 
-    @torch.no_grad()
-    def _outputs(self, split: datamod.Split, fn) -> torch.Tensor:
-        """``fn(x)`` over a split, un-augmented, in batches, at the run's precision."""
-        from bench.train import autocast
+    def _predict(self, model: nn.Module, split: datamod.Split) -> torch.Tensor:
+        """``model`` over a split, un-augmented, in eval mode, at the run's precision (the harness's own pass)."""
         prep = datamod.Preprocess(self.ctx.data.mean, self.ctx.data.std, self.ctx.task.budget.augment_spec,
                                   self.ctx.device)
-        out = []
-        with autocast(self.ctx.device, self.ctx.task.budget.precision):
-            for _, images, _ in datamod.batches(split, 500, shuffle=False):
-                out.append(fn(prep(images, train=False)).float().cpu())
-        return torch.cat(out)
+        return predict(model, split, prep, self.ctx.device, self.ctx.task.budget.precision, batch_size=500)
 
     def ensemble(self, count: int | None = None) -> Ensemble:
         members = [self.attempts[i] for i in self.chosen[:count]]
@@ -175,22 +196,9 @@ class BDistil(Method):
         connected = self.chosen and self.config.connections
         return Member(net, self.attempts[self.chosen[-1]].net.block_widths[-1] if connected else None)
 
-    def _member_outputs(self, member: Member, split: datamod.Split) -> torch.Tensor:
-        """f = c tanh(z) of a candidate on a split, fed by the accepted ensemble's last member."""
-        chain = self.ensemble()
-
-        def run(x):
-            previous = None
-            for m in chain.members:
-                _, previous = m(x, previous)
-            return self.config.bound * torch.tanh(member(x, previous)[0].float())
-
-        member.eval()
-        return self._outputs(split, run)
-
     def phases(self) -> Iterator[Phase]:
         cfg, data = self.config, self.ctx.data
-        teacher = {name: centred(self._outputs(getattr(data, name), self.teacher)) for name in ("train", "val")}
+        teacher = {name: centred(self._predict(self.teacher, getattr(data, name))) for name in ("train", "val")}
         ensemble = {name: torch.zeros_like(t) for name, t in teacher.items()}
         n_train = len(data.train)
         candidate = 0
@@ -202,21 +210,16 @@ class BDistil(Method):
                 member = self._new_member(candidate)
                 self.attempts.append(member)
                 self.candidate_of.append(candidate)
-                chain = self.ensemble()
+                candidate_net = Candidate(list(self.ensemble().members), member, cfg.bound)
 
-                def step(batch: Batch, member=member, chain=chain, kp=kp, km=km) -> dict:
-                    with torch.no_grad():  # the accepted members are fixed; only their last features are read
-                        previous = None
-                        for m in chain.members:
-                            _, previous = m(batch.x, previous)
-                    z, _ = member(batch.x, previous)
+                def step(batch: Batch, candidate_net=candidate_net, kp=kp, km=km) -> dict:
                     idx = batch.index.to(kp.device)
-                    return {"barrier": barrier_loss(z, kp[idx], km[idx], n_train / len(idx))}
+                    return {"barrier": barrier_loss(candidate_net.raw(batch.x), kp[idx], km[idx], n_train / len(idx))}
 
                 # agreement on val is measured after each round, so the trainer's per-epoch val pass is skipped
                 yield Phase(f"round{round_index + 1}-candidate{candidate}", member, step, validate=False,
                             epochs=cfg.epochs_per_round)
-                f_train = self._member_outputs(member, data.train)
+                f_train = self._predict(candidate_net, data.train)
                 if self.accepted[attempt] < 0:  # decided now; a resumed run replays the recorded decision
                     self.margins[attempt] = margin(f_train, k_plus, k_minus)
                     largest = candidate == len(cfg.candidates) - 1
@@ -228,7 +231,7 @@ class BDistil(Method):
                 if accepted:
                     break
                 candidate += 1
-            f_val = self._member_outputs(member, data.val)
+            f_val = self._predict(candidate_net, data.val)
             self.chosen.append(attempt)
             ensemble["train"] += f_train
             ensemble["val"] += f_val
@@ -237,12 +240,28 @@ class BDistil(Method):
             tqdm.write(f"{self.name} round {round_index + 1}: agreement with the teacher, train "
                        f"{float(self.agreement[round_index, 0]):.4f}, val {float(self.agreement[round_index, 1]):.4f}")
 
+    @torch.no_grad()
+    def member_flops(self) -> tuple[list[int], list[int]]:
+        """FLOPs per image of each accepted member's own network and of its connection."""
+        x = torch.zeros(1, 3, self.ctx.image_size, self.ctx.image_size, device=self.ctx.device)
+        nets, links, previous = [], [], None
+        for i in self.chosen:
+            member = self.attempts[i].eval()
+            nets.append(flops_per_image(member.net, x))
+            links.append(flops_per_image(member.connection, previous) if member.connection is not None else 0)
+            _, previous = member(x, previous)
+        return nets, links
+
     def anytime_family(self) -> list[OperatingPoint]:
         c, gamma = self.config.bound, self.config.gamma
+        nets, links = self.member_flops()
         points = []
         for k in range(1, len(self.chosen) + 1):
             chosen = self.chosen[:k]
             info = {"members": k, "candidates": [self.candidate_of[i] for i in chosen],
+                    "member_flops": nets[:k], "connection_flops": links[:k],
+                    # run in parallel: every member's network at once, then the connections one after another
+                    "parallel_flops": max(nets[:k]) + sum(links[:k]),
                     "margin_over_c": round(float(self.margins[chosen[-1]]) / c, 6),
                     "condition_met": bool(self.margins[chosen[-1]] >= gamma * c),
                     "attempts": chosen[-1] - (chosen[-2] if k > 1 else -1),  # candidates trained this round

@@ -22,14 +22,15 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 
 def kd_step(student: torch.nn.Module, teacher: torch.nn.Module, T: float, alpha: float, smoothing: float):
-    """The training step of a KD student: named losses alpha * CE and (1 - alpha) * T^2 * KL."""
+    """The training step of a KD student: named losses alpha * CE and (1 - alpha) * T^2 * KL (no CE at alpha 0)."""
 
     def step(batch: Batch) -> dict:
         with torch.no_grad():
             teacher_logits = teacher(batch.x)
         logits = student(batch.x)
-        return {"ce": alpha * F.cross_entropy(logits, batch.y, label_smoothing=smoothing),
-                "kd": (1 - alpha) * kd_loss(logits, teacher_logits, T)}
+        losses = {"ce": alpha * F.cross_entropy(logits, batch.y, label_smoothing=smoothing)} if alpha else {}
+        losses["kd"] = (1 - alpha) * kd_loss(logits, teacher_logits, T)
+        return losses
 
     return step
 

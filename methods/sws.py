@@ -27,7 +27,7 @@ from torch import nn
 from bench.errors import UserError
 from bench.models import BlockNet
 from bench.protocol import Batch, Method, OperatingPoint, Phase
-from methods.kd import kd_loss
+from methods.kd import kd_step
 
 
 def layers_source(stage_lengths: Sequence[int], depth: int) -> list[int]:
@@ -81,18 +81,9 @@ class DesNetFamily(Method):
 
 
 def distill_step(student: nn.Module, teacher: nn.Module, tau: float, alpha: float, smoothing: float):
-    """DeiT-style soft distillation from the ancestry: alpha * tau^2 * KL(p_t || p_s) + (1 - alpha) * CE."""
-
-    def step(batch: Batch) -> dict:
-        with torch.no_grad():
-            teacher_logits = teacher(batch.x)
-        logits = student(batch.x)
-        losses = {"kd": alpha * kd_loss(logits, teacher_logits, tau)}
-        if alpha < 1:
-            losses["ce"] = (1 - alpha) * F.cross_entropy(logits, batch.y, label_smoothing=smoothing)
-        return losses
-
-    return step
+    """DeiT-style distillation from the ancestry, alpha weighing the soft term (DeiT's convention, the reverse of
+    ``kd``'s): alpha * tau^2 * KL(p_t || p_s) + (1 - alpha) * CE."""
+    return kd_step(student, teacher, tau, 1 - alpha, smoothing)
 
 
 class SWS(DesNetFamily):

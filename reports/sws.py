@@ -68,7 +68,8 @@ def accuracy_table(des: pd.DataFrame) -> pd.DataFrame:
     fam = des[des.kind == "family"]
     for (dataset, family), g in fam.groupby(["dataset", "family"], sort=True):
         labels = _order(g.label)
-        aux = des[(des.kind == "extra") & (des.dataset == dataset) & (des.family == family) & (des.point == "aux")]
+        aux = des[(des.kind == "extra") & (des.dataset == dataset) & (des.family == family) & (des.point == "aux")
+                  & (des.label == "SWS")]
         for depth, d in g.groupby("depth", sort=True):
             row = {"dataset": dataset, "family": family, "depth": int(depth),
                    "params": human(d.params.iloc[0]), "FLOPs/img": human(d.flops.iloc[0])}
@@ -129,8 +130,8 @@ def phase_costs(runs: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
 def stored_params(run: pd.DataFrame) -> int:
     """Parameters that must be stored to initialise every size (see the module docstring)."""
     init = run[run.kind == "family"].init.iloc[0]
-    if init == "learngene":
-        return int(run.extra_params.iloc[0])
+    if init == "learngene":  # the Aux-Net, scored as the run's extra point "aux"
+        return int(run[(run.kind == "extra") & (run.point == "aux")].params.iloc[0])
     if init == "pretrained":
         return int(run[run.kind == "family"].params.sum())
     return 0
@@ -279,7 +280,8 @@ def depth_figure(des: pd.DataFrame, out: Path) -> list[Path]:
             color, marker, line = styles.get(label, ("tab:gray", "o", "--"))
             ax.errorbar(agg.index, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, color=color, marker=marker,
                         linestyle=line, capsize=3, label=f"{label} (n={int(agg.n.max())})")
-        aux = des[(des.kind == "extra") & (des.dataset == dataset) & (des.family == family) & (des.point == "aux")]
+        aux = des[(des.kind == "extra") & (des.dataset == dataset) & (des.family == family) & (des.point == "aux")
+                  & (des.label == "SWS")]
         if not aux.empty:
             depth = sum(json.loads(aux.config.iloc[0])["aux_stages"])
             ax.errorbar([depth], [aux.test_top1.mean() * 100], yerr=[aux.test_top1.std() * 100], color="tab:green",

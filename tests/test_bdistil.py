@@ -8,7 +8,16 @@ import torch
 
 from bench.evaluate import count_params, flops_per_image
 from bench.store import Store
-from methods.bdistil import Ensemble, Member, barrier_loss, barrier_objective, boosting_weights, centred, margin
+from methods.bdistil import (
+    Candidate,
+    Ensemble,
+    Member,
+    barrier_loss,
+    barrier_objective,
+    boosting_weights,
+    centred,
+    margin,
+)
 from methods.bdistil_baselines import fit_weights
 from tests.conftest import SUITES
 from tests.test_runs import _run_suite, _same_run
@@ -121,19 +130,56 @@ def test_fit_weights_prefers_the_informative_member():
 
 
 def test_bdistil_replays_its_decisions_after_a_kill(tmp_path):
-    """Killed in round 2 (phase 3): the resumed run must replay round 1's rejection and acceptance, not recompute them
-    on later weights, and end exactly as the uninterrupted run."""
+    """Killed in round 3 (phase 4): the resumed run must replay round 1's rejection and acceptance and round 2's
+    acceptance (running the accepted chain frozen, as the first time), not recompute them on later weights, and end
+    exactly as the uninterrupted run."""
     suite = SUITES / "bdistil.yaml"
     _run_suite(suite, tmp_path / "straight")
     resumed = tmp_path / "resumed"
-    _run_suite(suite, resumed, kill_when=lambda s: s["phase_index"] == 2 and s["epoch"] >= 1, run_glob="bdistil-*")
+    _run_suite(suite, resumed, kill_when=lambda s: s["phase_index"] == 3 and s["epoch"] >= 1, run_glob="bdistil-*")
     _run_suite(suite, resumed)
     _same_run(tmp_path / "straight", resumed, "bdistil-vgg")
     (rec,) = [r for r in Store(resumed).records() if r.spec["method"] == "bdistil"]
-    info = [p["info"] for p in rec.metrics["points"]]
-    assert [i["candidates"] for i in info] == [[1], [1, 1]]  # candidate 0 rejected in round 1
-    assert [i["attempts"] for i in info] == [2, 1]
+    points = rec.metrics["points"]
+    info = [p["info"] for p in points]
+    assert [i["candidates"] for i in info] == [[1], [1, 1], [1, 1, 1]]  # candidate 0 rejected in round 1
+    assert [i["attempts"] for i in info] == [2, 1, 1]
     assert not any(i["condition_met"] for i in info)  # gamma 1 cannot be met: accepted as the largest
     assert rec.metrics["extra_params"] > 0  # the rejected candidate: trained, in no stage
-    flops = [p["flops"] for p in rec.metrics["points"]]
-    assert flops[0] < flops[1]
+    for p in points:  # a stage's cost is its members' networks plus their connections, as measured by the harness
+        assert p["flops"] == sum(p["info"]["member_flops"]) + sum(p["info"]["connection_flops"])
+        assert p["info"]["parallel_flops"] == max(p["info"]["member_flops"]) + sum(p["info"]["connection_flops"])
+    assert info[0]["connection_flops"] == [0] and all(f > 0 for f in info[2]["connection_flops"][1:])
+    assert points[0]["flops"] < points[1]["flops"] < points[2]["flops"]
+
+
+def test_an_unconnected_candidate_does_not_run_the_chain():
+    members = _members(connections=False)
+    candidate = Candidate(members[:1], members[1], bound=2.0)
+    assert len(candidate.chain) == 0  # its training step and outputs cost only itself
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(candidate.eval()(x), 2.0 * torch.tanh(members[1].net(x)))
+    connected = _members(connections=True)
+    assert len(Candidate(connected[:1], connected[1], 2.0).chain) == 1
+
+
+def test_bdistil_report_from_the_smoke_store(smoke_store, tmp_path):
+    import pandas as pd
+
+    from reports.generate import build_report
+    written = {p.name for p in build_report(smoke_store, tmp_path)}
+    for name in ("bdistil_stages", "bdistil_connections", "bdistil_claims"):
+        assert {f"{name}.md", f"{name}.csv", f"{name}.tex"} <= written
+    assert {"bdistil_accuracy_vs_cost.png", "bdistil_accuracy_vs_cost.svg"} <= written
+    stages = pd.read_csv(tmp_path / "tables" / "bdistil_stages.csv")
+    assert sorted(set(stages.method)) == ["B-DISTIL", "B-DISTIL, no connections", "NO-RESCHED", "RESCHED"]
+    assert (stages.groupby("method").stage.max() == 3).all()
+    records = {r.run_id: r for r in Store(smoke_store).records()}
+    for ids in stages[stages.method == "B-DISTIL"]["run ids"]:  # every number traces to its runs
+        runs = [records[r] for r in ids.split()]
+        assert len(runs) == 2 and all(r.spec["method"] == "bdistil" and r.spec["config"]["connections"] for r in runs)
+    connections = pd.read_csv(tmp_path / "tables" / "bdistil_connections.csv")
+    assert list(connections.stage) == [1, 2, 3] and (connections.seeds == 2).all()
+    claims = pd.read_csv(tmp_path / "tables" / "bdistil_claims.csv")
+    assert [c.split(":")[0] for c in claims.claim] == ["B1", "B2", "B2"]
+    assert set(claims.verdict) <= {"holds", "does not hold", "not measurable here"}

@@ -188,7 +188,12 @@ class Trainer:
             if ckpt is not None and index <= state.phase_index:
                 # Modules a phase creates exist only once the generator has reached it, hence strict=False; but a
                 # key the method no longer has means the checkpoint is not this method's.
-                result = self.method.load_state_dict(ckpt["method"], strict=False)
+                try:
+                    result = self.method.load_state_dict(ckpt["method"], strict=False)
+                except RuntimeError as exc:  # shapes that differ: a checkpoint of another version of the method
+                    raise TrainingError(f"checkpoint {self.ckpt_path} does not fit this method "
+                                        f"({str(exc).splitlines()[-1].strip()}); if the method changed, bump its "
+                                        f"version") from None
                 if index == state.phase_index and result.unexpected_keys:
                     raise TrainingError(f"checkpoint {self.ckpt_path} holds weights this method does not have "
                                         f"({result.unexpected_keys[:3]}); if the method changed, bump its version")

@@ -168,7 +168,7 @@ class BDistil(Method):
         super().__init__(ctx, config)
         if config.rounds < 1 or not config.candidates or config.bound <= 0:
             raise UserError("method bdistil: rounds >= 1, at least one candidate and bound > 0 are required")
-        attempts = config.rounds + len(config.candidates) - 1  # a round moves up the list, never down
+        attempts = config.rounds * len(config.candidates)  # room enough: rounds move up the list, never down
         self.attempts = nn.ModuleList()  # every member trained, accepted or not (those not are extra params)
         # Decisions live in buffers, so a resumed run replays them instead of recomputing them on later weights.
         self.register_buffer("accepted", torch.full((attempts,), -1, dtype=torch.long))  # -1 undecided, 0 no, 1 yes

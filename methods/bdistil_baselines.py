@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import data as datamod
+from bench.evaluate import predict
 from bench.protocol import Method, OperatingPoint, Phase
 from methods.kd import kd_step
 
@@ -54,68 +55,62 @@ class KDConfig:
     alpha: float = 0.1
 
 
-class Resched(Method):
+class KDStudents(Method):
+    """KD students trained one after another, one phase each; a subclass says which, and how they form its points."""
+
+    needs_teacher = True
+
+    def __init__(self, ctx, config):
+        super().__init__(ctx, config)
+        self.students = nn.ModuleList()
+
+    def student_kwargs(self) -> list[dict]:
+        raise NotImplementedError
+
+    def phases(self) -> Iterator[Phase]:
+        cfg = self.config
+        for i, kwargs in enumerate(self.student_kwargs()):
+            net = self.ctx.create_model(**kwargs)
+            self.students.append(net)
+            yield Phase(f"student{i + 1}", net, kd_step(net, self.teacher, cfg.T, cfg.alpha,
+                                                       self.ctx.task.budget.label_smoothing), validate=False)
+
+
+class Resched(KDStudents):
     name = "resched"
     version = "1"
-    needs_teacher = True
 
     @dataclass(frozen=True)
     class Config(KDConfig):
         members: int = 4
         student: dict = None  # create_model kwargs of the task's student arch (None: as the suite gives it)
 
-    def __init__(self, ctx, config):
-        super().__init__(ctx, config)
-        self.students = nn.ModuleList()
-
-    def phases(self) -> Iterator[Phase]:
-        cfg = self.config
-        for t in range(cfg.members):
-            net = self.ctx.create_model(**(cfg.student or {}))
-            self.students.append(net)
-            yield Phase(f"student{t + 1}", net, kd_step(net, self.teacher, cfg.T, cfg.alpha,
-                                                       self.ctx.task.budget.label_smoothing), validate=False)
-
-    @torch.no_grad()
-    def _val_logits(self, net: nn.Module) -> torch.Tensor:
-        from bench.train import autocast
-        data = self.ctx.data
-        prep = datamod.Preprocess(data.mean, data.std, self.ctx.task.budget.augment_spec, self.ctx.device)
-        net.eval()
-        with autocast(self.ctx.device, self.ctx.task.budget.precision):
-            return torch.cat([net(prep(x, train=False)).float().cpu()
-                              for _, x, _ in datamod.batches(data.val, 500, shuffle=False)])
+    def student_kwargs(self) -> list[dict]:
+        return [dict(self.config.student or {}) for _ in range(self.config.members)]
 
     def anytime_family(self) -> list[OperatingPoint]:
-        val = [self._val_logits(s) for s in self.students]
+        data = self.ctx.data
+        prep = datamod.Preprocess(data.mean, data.std, self.ctx.task.budget.augment_spec, self.ctx.device)
+        val = [predict(s, data.val, prep, self.ctx.device, self.ctx.task.budget.precision, batch_size=500)
+               for s in self.students]
         points = []
         for k in range(1, len(self.students) + 1):
-            w = fit_weights(val[:k], self.ctx.data.val.labels)
+            w = fit_weights(val[:k], data.val.labels)
             points.append(OperatingPoint(f"stage{k}", WeightedEnsemble(list(self.students[:k]), w),
                                          {"members": k, "weights": [round(float(v), 6) for v in w]}))
         return points
 
 
-class NoResched(Method):
+class NoResched(KDStudents):
     name = "noresched"
     version = "1"
-    needs_teacher = True
 
     @dataclass(frozen=True)
     class Config(KDConfig):
         students: tuple = ({},)  # create_model kwargs of the task's student arch, one per budget, cheapest first
 
-    def __init__(self, ctx, config):
-        super().__init__(ctx, config)
-        self.students = nn.ModuleList()
-
-    def phases(self) -> Iterator[Phase]:
-        cfg = self.config
-        for i, kwargs in enumerate(cfg.students):
-            net = self.ctx.create_model(**dict(kwargs))
-            self.students.append(net)
-            yield Phase(f"student{i + 1}", net, kd_step(net, self.teacher, cfg.T, cfg.alpha,
-                                                       self.ctx.task.budget.label_smoothing), validate=False)
+    def student_kwargs(self) -> list[dict]:
+        return [dict(k) for k in self.config.students]
 
     def anytime_family(self) -> list[OperatingPoint]:
         return [OperatingPoint(f"size{i + 1}", s, {"student": dict(k)})

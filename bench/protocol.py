@@ -162,6 +162,14 @@ class Context:
             name, kwargs = self.task.arch, {**self.task.arch_kwargs, **kwargs}
         return create_model(name, num_classes=self.num_classes, **kwargs)
 
+    def predict(self, model: nn.Module, split, batch_size: int = 500) -> torch.Tensor:
+        """``model``'s outputs over a split of the run's data (e.g. ``self.data.val``), un-augmented, in eval mode,
+        at the run's precision, on the CPU: the harness's own evaluation pass."""
+        from .data import Preprocess
+        from .evaluate import predict
+        prep = Preprocess(self.data.mean, self.data.std, self.task.budget.augment_spec, self.device)
+        return predict(model, split, prep, self.device, self.task.budget.precision, batch_size)
+
 
 class Method(nn.Module):
     """Base class of every method: subclass, set ``name``/``version``/``Config``, implement two methods."""

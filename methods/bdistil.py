@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from bench import data as datamod
 from bench.errors import UserError
-from bench.evaluate import flops_per_image, predict
+from bench.evaluate import flops_per_image
 from bench.models import BlockNet
 from bench.protocol import Batch, Method, OperatingPoint, Phase
 
@@ -181,12 +180,6 @@ class BDistil(Method):
     def eta(self) -> float:
         return self.config.eta if self.config.eta is not None else 1.0 / self.config.bound
 
-    def _predict(self, model: nn.Module, split: datamod.Split) -> torch.Tensor:
-        """``model`` over a split, un-augmented, in eval mode, at the run's precision (the harness's own pass)."""
-        prep = datamod.Preprocess(self.ctx.data.mean, self.ctx.data.std, self.ctx.task.budget.augment_spec,
-                                  self.ctx.device)
-        return predict(model, split, prep, self.ctx.device, self.ctx.task.budget.precision, batch_size=500)
-
     def ensemble(self, count: int | None = None) -> Ensemble:
         members = [self.attempts[i] for i in self.chosen[:count]]
         return Ensemble(members, self.config.bound, self.ctx.num_classes)
@@ -198,7 +191,7 @@ class BDistil(Method):
 
     def phases(self) -> Iterator[Phase]:
         cfg, data = self.config, self.ctx.data
-        teacher = {name: centred(self._predict(self.teacher, getattr(data, name))) for name in ("train", "val")}
+        teacher = {name: centred(self.ctx.predict(self.teacher, getattr(data, name))) for name in ("train", "val")}
         ensemble = {name: torch.zeros_like(t) for name, t in teacher.items()}
         n_train = len(data.train)
         candidate = 0
@@ -219,7 +212,7 @@ class BDistil(Method):
                 # agreement on val is measured after each round, so the trainer's per-epoch val pass is skipped
                 yield Phase(f"round{round_index + 1}-candidate{candidate}", member, step, validate=False,
                             epochs=cfg.epochs_per_round)
-                f_train = self._predict(candidate_net, data.train)
+                f_train = self.ctx.predict(candidate_net, data.train)
                 if self.accepted[attempt] < 0:  # decided now; a resumed run replays the recorded decision
                     self.margins[attempt] = margin(f_train, k_plus, k_minus)
                     largest = candidate == len(cfg.candidates) - 1
@@ -231,7 +224,7 @@ class BDistil(Method):
                 if accepted:
                     break
                 candidate += 1
-            f_val = self._predict(candidate_net, data.val)
+            f_val = self.ctx.predict(candidate_net, data.val)
             self.chosen.append(attempt)
             ensemble["train"] += f_train
             ensemble["val"] += f_val

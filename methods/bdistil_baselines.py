@@ -17,8 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import data as datamod
-from bench.evaluate import predict
 from bench.protocol import Method, OperatingPoint, Phase
 from methods.kd import kd_step
 
@@ -89,13 +87,10 @@ class Resched(KDStudents):
         return [dict(self.config.student or {}) for _ in range(self.config.members)]
 
     def anytime_family(self) -> list[OperatingPoint]:
-        data = self.ctx.data
-        prep = datamod.Preprocess(data.mean, data.std, self.ctx.task.budget.augment_spec, self.ctx.device)
-        val = [predict(s, data.val, prep, self.ctx.device, self.ctx.task.budget.precision, batch_size=500)
-               for s in self.students]
+        val = [self.ctx.predict(s, self.ctx.data.val) for s in self.students]
         points = []
         for k in range(1, len(self.students) + 1):
-            w = fit_weights(val[:k], data.val.labels)
+            w = fit_weights(val[:k], self.ctx.data.val.labels)
             points.append(OperatingPoint(f"stage{k}", WeightedEnsemble(list(self.students[:k]), w),
                                          {"members": k, "weights": [round(float(v), 6) for v in w]}))
         return points

@@ -173,17 +173,18 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
               "bdistil": ("tab:red", "o"), "resched": ("tab:blue", "s"), "noresched": ("tab:green", "^")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
+        budgets = sub.groupby("model").epochs.agg(["nunique", "min"])  # a method with two budgets: say which is which
         for (model, arch, _, epochs), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
             color, marker = styles.get(model, (None, "D"))
-            budgets = sub[sub.model == model].epochs.nunique()  # a method run with two budgets: say which is which
-            if budgets > 1 and epochs != sub[sub.model == model].epochs.min():
+            two_budgets = budgets.loc[model, "nunique"] > 1
+            if two_budgets and epochs != budgets.loc[model, "min"]:
                 color = None
             agg = g.groupby("point_index").agg(flops=("flops", "first"), mean=("test_top1", "mean"),
                                                 std=("test_top1", "std"), n=("seed", "nunique"))
             ax.errorbar(agg.flops, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, color=color, marker=marker,
                         capsize=3, linestyle="-" if len(agg) > 1 else "none",
                         label=f"{CURVE_LABEL.get(model, model)}, {arch}"
-                              + (f", {epochs} ep" if budgets > 1 else "") + f" (n={int(agg.n.max())})")
+                              + (f", {epochs} ep" if two_budgets else "") + f" (n={int(agg.n.max())})")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # ticks inside a single decade too
         ax.xaxis.set_major_formatter(EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels

@@ -91,17 +91,19 @@ def _log(record: Record) -> pd.DataFrame:
     return pd.DataFrame([json.loads(line) for line in (record.path / "log.jsonl").read_text().splitlines()])
 
 
-def epochs_table(des: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
+def _fine_tuning_val(logs: dict[str, pd.DataFrame], rid: str, depth) -> pd.Series:
+    """Val top-1 after each fine-tuning epoch of run ``rid``'s Des-Net of ``depth`` (its log rows)."""
+    log = logs[rid]
+    return log[log.phase == f"finetune-d{int(depth)}"].val_top1
+
+
+def epochs_table(des: pd.DataFrame, logs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """(b) Val top-1 after the first and the last fine-tuning epoch (from the run logs), and test top-1 at the end."""
     rows = []
     fam = des[des.kind == "family"]
     for (dataset, family, label, depth), g in fam.groupby(["dataset", "family", "label", "depth"], sort=True):
-        first, last = [], []
-        for rid in g.run_id:
-            log = _log(records[rid])
-            ft = log[log.phase == f"finetune-d{int(depth)}"]
-            first.append(ft.val_top1.iloc[0])
-            last.append(ft.val_top1.iloc[-1])
+        first = [_fine_tuning_val(logs, rid, depth).iloc[0] for rid in g.run_id]
+        last = [_fine_tuning_val(logs, rid, depth).iloc[-1] for rid in g.run_id]
         rows.append({"dataset": dataset, "family": family, "method": label, "depth": int(depth),
                      "fine-tuning epochs": int(g.epochs.iloc[0]), "seeds": len(g),
                      "val top-1 after 1 epoch (%)": mean_std(pd.Series(first)),
@@ -115,11 +117,11 @@ def epochs_table(des: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
     return out.sort_values(["dataset", "family", "_m", "depth"]).drop(columns="_m").reset_index(drop=True)
 
 
-def phase_costs(runs: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
+def phase_costs(runs: pd.DataFrame, logs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per run: images, training FLOPs and seconds of pre-training and of fine-tuning, from the log rows."""
     rows = []
     for r in runs.itertuples():
-        log = _log(records[r.run_id])
+        log = logs[r.run_id]
         stage = log.phase.map(lambda p: "fine-tune" if p.startswith("finetune") else "pre-train")
         for name, g in log.groupby(stage):
             rows.append({"run_id": r.run_id, "stage": name, "images": g.images.sum(),
@@ -137,10 +139,10 @@ def stored_params(run: pd.DataFrame) -> int:
     return 0
 
 
-def cost_frame(des: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
+def cost_frame(des: pd.DataFrame, logs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per run: pre-training and fine-tuning cost and parameters stored to initialise all sizes."""
     runs = des.drop_duplicates("run_id")[["run_id", "dataset", "family", "label", "seed"]]
-    costs = phase_costs(runs, records).pivot(index="run_id", columns="stage").fillna(0)
+    costs = phase_costs(runs, logs).pivot(index="run_id", columns="stage").fillna(0)
     costs.columns = [f"{stage}_{what}" for what, stage in costs.columns]
     frame = runs.set_index("run_id").join(costs).reset_index()
     for what in ("images", "flops", "seconds"):
@@ -207,7 +209,7 @@ def ratios(costs: pd.DataFrame) -> pd.DataFrame:
     return out.fillna("")
 
 
-def claims_table(des: pd.DataFrame, records: dict[str, Record], costs: pd.DataFrame) -> pd.DataFrame:
+def claims_table(des: pd.DataFrame, logs: dict[str, pd.DataFrame], costs: pd.DataFrame) -> pd.DataFrame:
     """(e) S1-S4 per dataset: holds / does not hold, with the numbers (means over seeds, test top-1 unless noted)."""
     rows = []
     fam = des[des.kind == "family"]
@@ -228,8 +230,8 @@ def claims_table(des: pd.DataFrame, records: dict[str, Record], costs: pd.DataFr
                          "verdict": "holds" if ok else "does not hold",
                          "evidence": f"SWS − {long} by depth: {gaps} (better at {wins}/{len(acc)}); total training "
                                      f"FLOPs {long} / SWS = {ratio:.2f}×"})
-            first = _val_at(g[g.label == "SWS"], records, 0)
-            final = {lab: _val_at(g[g.label == lab], records, -1) for lab in scratch}
+            first = _val_at(g[g.label == "SWS"], logs, 0)
+            final = {lab: _val_at(g[g.label == lab], logs, -1) for lab in scratch}
             better = [d for d in first.index if first[d] > final[long][d]]
             rows.append({**where, "claim": "S2: in some cases better after 1 epoch of fine-tuning",
                          "verdict": "holds" if better else "does not hold",
@@ -253,12 +255,11 @@ def claims_table(des: pd.DataFrame, records: dict[str, Record], costs: pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _val_at(g: pd.DataFrame, records: dict[str, Record], position: int) -> pd.Series:
+def _val_at(g: pd.DataFrame, logs: dict[str, pd.DataFrame], position: int) -> pd.Series:
     """Mean over runs of the val top-1 (%) after fine-tuning epoch ``position`` of each depth."""
     values: dict[int, list[float]] = {}
     for rid, depth in zip(g.run_id, g.depth):
-        log = _log(records[rid])
-        values.setdefault(int(depth), []).append(log[log.phase == f"finetune-d{int(depth)}"].val_top1.iloc[position])
+        values.setdefault(int(depth), []).append(_fine_tuning_val(logs, rid, depth).iloc[position])
     return pd.Series({d: 100 * sum(v) / len(v) for d, v in sorted(values.items())})
 
 
@@ -283,11 +284,10 @@ def depth_figure(des: pd.DataFrame, out: Path) -> list[Path]:
         aux = des[(des.kind == "extra") & (des.dataset == dataset) & (des.family == family) & (des.point == "aux")
                   & (des.label == "SWS")]
         if not aux.empty:
-            depth = sum(json.loads(aux.config.iloc[0])["aux_stages"])
-            ax.errorbar([depth], [aux.test_top1.mean() * 100], yerr=[aux.test_top1.std() * 100], color="tab:green",
-                        marker="*", markersize=10, linestyle="none", capsize=3,
-                        label=f"Aux-Net, {depth} layers in {len(json.loads(aux.config.iloc[0])['aux_stages'])} "
-                              f"shared stages")
+            stages = json.loads(aux.config.iloc[0])["aux_stages"]
+            ax.errorbar([sum(stages)], [aux.test_top1.mean() * 100], yerr=[aux.test_top1.std() * 100],
+                        color="tab:green", marker="*", markersize=10, linestyle="none", capsize=3,
+                        label=f"Aux-Net, {sum(stages)} layers in {len(stages)} shared stages")
         ax.set_xticks(sorted(sub.depth.unique()))
         ax.set_xlabel("Des-Net depth (layers)")
         ax.set_title(f"{dataset} · {sub.arch.iloc[0]}", fontsize=8)
@@ -304,13 +304,14 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
     if des.empty:
         return []
     tables = out / "tables"
-    costs = cost_frame(des, records)
+    logs = {rid: _log(records[rid]) for rid in des.run_id.unique()}  # each run's log read once
+    costs = cost_frame(des, logs)
     written = write_table(accuracy_table(des), tables, "sws_accuracy",
                           "SWS: test top-1 (%) by Des-Net depth, mean ± std over seeds: SWS (learngene-initialised, "
                           "then fine-tuned) against each size trained from scratch with the same fine-tuning budget "
                           "and with a longer one, and each size pre-trained by distillation then fine-tuned; the "
                           "Aux-Net row is the distilled auxiliary network itself.")
-    written += write_table(epochs_table(des, records), tables, "sws_fine_tuning",
+    written += write_table(epochs_table(des, logs), tables, "sws_fine_tuning",
                            "SWS: val top-1 after the first and the last fine-tuning epoch (run logs) and test top-1 "
                            "at the end, mean ± std over seeds.")
     written += write_table(cost_table(costs), tables, "sws_cost",
@@ -319,7 +320,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
                            "The ancestry (teacher) is trained once and counted in none.")
     written += write_table(ratios(costs), tables, "sws_ratios",
                            "SWS: the paper's cost ratios (ImageNet-1K, reports/data/sws_published.csv) beside ours.")
-    written += write_table(claims_table(des, records, costs), tables, "sws_claims",
+    written += write_table(claims_table(des, logs, costs), tables, "sws_claims",
                            "SWS claims S1-S4 (../shared/METHODS.md) checked on the store; test top-1 means over "
                            "seeds unless noted.")
     written += depth_figure(des, out / "figures")

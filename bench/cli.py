@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="list a suite's runs, cached or missing, with estimated cost")
     p.add_argument("suite", help="built-in suite name (smoke, cpu, paper) or path to a suite .yaml")
     p.add_argument("--only", help="filter: key=value[,key=value], keys method, family, seed, id")
+    p.add_argument("--models", action="store_true",
+                   help="instead of the runs: every model the suite builds (teachers, students, method-internal "
+                        "models) with params and FLOPs beside the published numbers")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="estimate training time for this device: cpu (the store's measured rate; default) or cuda "
+                        "(GPU-hours per run and family at --gpu-tflops, and the data each family needs)")
+    p.add_argument("--gpu-tflops", type=float, default=None,
+                   help="sustained training rate assumed with --device cuda, TFLOP/s (default: H100 SXM dense bf16 "
+                        "peak 989 x 0.35 assumed utilisation)")
     _common(p)
 
     p = sub.add_parser("run", help="run a suite's missing runs, teachers first; safe to stop and restart")
@@ -36,21 +46,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="rebuild the tables and figures under reports/ from the store")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
+    _common(p)
+
+    p = sub.add_parser("reproduce", help="the main job: run what the store lacks of a suite, rebuild the report and "
+                                         "say which files changed; --fresh reruns selected runs and compares")
+    p.add_argument("--suite", default="cpu", help="suite to reproduce (default: cpu)")
+    p.add_argument("--fresh", metavar="RUN-FILTER",
+                   help="train the runs this filter selects (as --only) again from nothing into a scratch store and "
+                        "print how far each metric moved from the committed record; the teachers they need are "
+                        "copied from the store (select a teacher alone, id=teacher-..., to retrain it)")
+    p.add_argument("--scratch", help="scratch store for --fresh (default: a new temporary folder, kept)")
+    p.add_argument("--out", default="reports", help="report folder (default: reports)")
+    p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     _common(p)
 
     p = sub.add_parser("models", help="params and FLOPs of every architecture preset")
     p.add_argument("--scale", choices=["paper", "cpu", "tiny"], default=None, help="only presets of this scale")
 
     sub.add_parser("methods", help="the available methods and their config fields")
+
+    p = sub.add_parser("compare", help="train a method where a suite trains kd (same tasks, teachers, budgets) and "
+                                       "write a table and figure of it against every baseline")
+    p.add_argument("name", help="the method: a registered name (built-in or entry point progbench.methods), or the "
+                                "name of the class --method points to")
+    p.add_argument("--suite", required=True, help="built-in suite name (smoke, cpu, paper) or path to a suite .yaml")
+    p.add_argument("--only", help="filter the method's runs: key=value[,key=value], keys method, family, seed, id; "
+                                  "family= also picks a family where the suite runs no kd")
+    p.add_argument("--method", help="path/to/file.py:ClassName defining the method, if it is not registered")
+    p.add_argument("--config", help="the method's config as a JSON object, e.g. '{\"T\": 2}' (default: its defaults)")
+    p.add_argument("--out", default=None, help="output folder (default: reports/compare/NAME)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    _common(p)
     return parser
 
 
 def cmd_plan(args) -> int:
+    from . import scale
+    from .errors import UserError
     from .runner import format_plan, plan
     from .store import Store
     from .suite import load_suite
+    if args.gpu_tflops is not None and (args.device != "cuda" or args.gpu_tflops <= 0):
+        raise UserError("--gpu-tflops is a positive rate for the GPU estimate; give it with --device cuda")
     suite = load_suite(args.suite)
-    print(format_plan(suite, plan(suite, Store(args.results), args.only)))
+    if args.models:
+        print(scale.format_models(suite, scale.compare(scale.suite_models(suite, args.only),
+                                                       scale.published_models())))
+    elif args.device == "cuda":
+        tflops = args.gpu_tflops or scale.GPU_PEAK_TFLOPS * scale.GPU_UTILISATION
+        rows = scale.gpu_plan(suite, Store(args.results), args.only, tflops)
+        print(scale.format_gpu_plan(suite, rows, tflops, given=args.gpu_tflops is not None))
+    else:
+        print(format_plan(suite, plan(suite, Store(args.results), args.only)))
     return 0
 
 
@@ -76,9 +131,62 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from reports.generate import build_report
     t0 = time.perf_counter()
-    written = build_report(args.results, args.out)
+    written = build_report(args.results, args.out, args.readme)
     print(f"report: {len(written)} files written to {args.out}/ in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def cmd_reproduce(args) -> int:
+    import torch
+
+    from . import reproduce
+    from .runner import Runtime, parse_device, run_suite
+    from .store import Store
+    from .suite import load_suite
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.data_root:
+        os.environ["PROGBENCH_DATA"] = args.data_root
+    suite, committed, device = load_suite(args.suite), Store(args.results), parse_device(args.device)
+    if not args.fresh:
+        from reports.generate import build_report
+        t0 = time.perf_counter()
+        ran = run_suite(suite, Runtime(committed, device, args.data_root, progress=not args.no_progress))
+        before = reproduce.file_digests(Path(args.out), *([Path(args.readme)] if args.readme else []))
+        written = build_report(args.results, args.out, args.readme)
+        changed, same = reproduce.report_changes(before, written)
+        print(f"reproduce {suite.name}: {len(ran)} run(s) trained, the rest cached; {len(written)} report files "
+              f"rebuilt in {time.perf_counter() - t0:.1f} s: {len(same)} byte-identical to before, "
+              f"{len(changed)} changed or new" + "".join(f"\n    changed: {p}" for p in changed))
+        return 0
+    selected = suite.select(args.fresh)
+    students = [r for r in selected if not r.is_teacher]
+    copied = sorted({r.teacher_id for r in students if r.teacher_id})
+    scratch = reproduce.scratch_store(args.scratch)
+    reproduce.seed_scratch_store(committed, scratch, copied)
+    rt = Runtime(scratch, device, args.data_root, progress=not args.no_progress)
+    print(f"fresh: {len(selected) - len(copied)} run(s) retrained into {scratch.root}"
+          + (f" (teachers copied from {committed.root}: {', '.join(copied)})" if copied else ""))
+    run_suite(suite, rt, args.fresh)
+    moved, missing = [], []
+    for run in selected:
+        if run.run_id in copied:
+            continue
+        old = committed.get(run.run_id)
+        if old is None:
+            missing.append(run.run_id)
+            continue
+        for line in reproduce.environment_differences(old, rt.env):
+            print(f"note: {run.run_id} was recorded with a different environment ({line}); exact agreement is only "
+                  f"expected on the same CPU, wheels and thread count")
+        moved += reproduce.compare_records(old, scratch.get(run.run_id))
+    print(reproduce.format_comparison(moved))
+    for rid in missing:
+        print(f"{rid}: not in the committed store {committed.root}; nothing to compare with")
+    off = {m.run_id for m in moved if m.exact and m.delta != 0}
+    compared = len({m.run_id for m in moved})
+    print(f"fresh: {compared - len(off)} of {compared} run(s) reproduced their committed metrics exactly")
+    return 1 if off else 0
 
 
 def cmd_models(args) -> int:
@@ -110,7 +218,45 @@ def cmd_methods(args) -> int:
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "models": cmd_models, "methods": cmd_methods}
+def cmd_compare(args) -> int:
+    import json
+
+    import torch
+
+    from reports.compare import build_comparison, plan_comparison
+
+    from .errors import UserError
+    from .runner import Runtime, parse_device, run_suite
+    from .store import Store
+    from .suite import Suite, load_suite
+    try:
+        config = json.loads(args.config) if args.config else {}
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--config is not valid JSON ({exc}); give an object, e.g. '{{\"T\": 2}}'") from None
+    if not isinstance(config, dict):
+        raise UserError(f"--config must be a JSON object of config fields, e.g. '{{\"T\": 2}}', not {args.config!r}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.data_root:
+        os.environ["PROGBENCH_DATA"] = args.data_root
+    suite = load_suite(args.suite)
+    comparison = plan_comparison(suite, args.name, args.method, config, args.only)
+    rt = Runtime(Store(args.results), parse_device(args.device), args.data_root, progress=not args.no_progress)
+    t0 = time.perf_counter()
+    ran = run_suite(Suite(suite.name, suite.path, comparison.teachers + comparison.runs), rt)
+    print(f"compare {comparison.method}: {len(ran)} run(s) trained in {(time.perf_counter() - t0) / 60:.1f} min; "
+          f"the rest were cached")
+    out = args.out or os.path.join("reports", "compare", comparison.method)
+    table, written, notes = build_comparison(rt.store, comparison, out)
+    print(table, end="")
+    for note in notes:
+        print(note)
+    print(f"compare {comparison.method}: {len(written)} files written to {out}/")
+    return 0
+
+
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "reproduce": cmd_reproduce, "models": cmd_models,
+            "methods": cmd_methods, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

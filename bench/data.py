@@ -4,6 +4,10 @@ A data root (``PROGBENCH_DATA`` or ``--data-root``) holding hub-layout folders i
 suite runs offline. Decoded images are kept as one NHWC uint8 array per split on disk; in memory a split is a uint8
 tensor, and augmentation runs batched in torch on the training device (no per-image PIL work while training).
 A fixed validation split (the same for every run and seed) is carved from train; test is never used for choices.
+
+A dataset whose decoded images exceed ``PROGBENCH_MEMMAP_BYTES`` (default 8 GiB; ImageNet-1K at 224 px is ~200 GB) is
+decoded split by split straight into ``.npy`` files under the cache folder and read back memory-mapped: the same
+arrays and batches, with pages read from disk as batches touch them.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -126,6 +131,30 @@ def cache_root() -> Path:
     return Path(os.environ.get("PROGBENCH_CACHE", Path.home() / ".cache" / "progbench")).expanduser()
 
 
+MEMMAP_BYTES = 8 * 2**30  # decoded datasets larger than this are memory-mapped from the cache (PROGBENCH_MEMMAP_BYTES)
+
+
+def memmap_threshold() -> int:
+    """Decoded bytes above which a dataset is read memory-mapped from disk rather than held in memory."""
+    value = os.environ.get("PROGBENCH_MEMMAP_BYTES")
+    if value is None:
+        return MEMMAP_BYTES
+    try:
+        return int(float(value))
+    except ValueError:
+        raise UserError(f"PROGBENCH_MEMMAP_BYTES must be a number of bytes (e.g. 8e9), not {value!r}") from None
+
+
+def _check_disk(folder: Path, needed: int, what: str) -> None:
+    """One line naming the bytes needed when the cache folder's disk cannot hold a decoded split."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise UserError(f"{what} needs {needed / 1e9:.1f} GB of disk in {folder} but only {free / 1e9:.1f} GB is "
+                        f"free; point PROGBENCH_CACHE at a larger disk or use a subset (dataset classes / per_class / "
+                        f"train_per_class)")
+
+
 def _find_local(source: Source, root: Path | None) -> tuple[str, Path] | None:
     if root is None:
         return None
@@ -188,11 +217,11 @@ def _columns(spec: DatasetSpec, ds, origin: str) -> tuple[str, str]:
     return image, label
 
 
-def _decode(ds, rows: np.ndarray, image_column: str, size: int) -> np.ndarray:
+def _decode(ds, rows: np.ndarray, image_column: str, size: int, out: np.ndarray | None = None) -> np.ndarray:
     from PIL import Image
     from tqdm import tqdm
 
-    images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+    images = np.empty((len(rows), size, size, 3), dtype=np.uint8) if out is None else out
     step = 1000
     # disable=None: a bar on a terminal, nothing in logs or captured output
     for start in tqdm(range(0, len(rows), step), desc=f"decoding {len(rows)} images", leave=False, disable=None):
@@ -207,22 +236,36 @@ def _decode(ds, rows: np.ndarray, image_column: str, size: int) -> np.ndarray:
     return images
 
 
-def decoded_rows(spec: DatasetSpec, split: str, ds, origin: str, rows: np.ndarray) -> np.ndarray:
-    """Images ``rows`` (ascending) of a split decoded at ``spec.resolution`` as NHWC uint8, cached on disk."""
+def decoded_rows(spec: DatasetSpec, split: str, ds, origin: str, rows: np.ndarray, mmap: bool = False
+                 ) -> np.ndarray:
+    """Images ``rows`` (ascending) of a split decoded at ``spec.resolution`` as NHWC uint8, cached on disk.
+
+    With ``mmap`` the images are decoded straight into the cache file and the array returned is memory-mapped from
+    it (copy-on-write, so torch may wrap it; nothing is ever written back)."""
     image_column, _ = _columns(spec, ds, origin)
     which = "all" if len(rows) == len(ds) else hashlib.sha256(rows.tobytes()).hexdigest()[:12]
     path = cache_root() / f"{spec.name}-{split}-{spec.resolution}px-{_fingerprint(ds)}-{which}.npy"
+    shape = (len(rows), spec.resolution, spec.resolution, 3)
     if path.exists():
         try:
-            images = np.load(path)
-            if images.shape == (len(rows), spec.resolution, spec.resolution, 3):
+            images = np.load(path, mmap_mode="c" if mmap else None)
+            if images.shape == shape:
                 return images
+            del images
         except Exception:  # a torn or corrupt cache file is rebuilt, never trusted
             pass
         path.unlink()
-    images = _decode(ds, rows, image_column, spec.resolution)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_disk(path.parent, math.prod(shape), f"decoding {len(rows)} {split} images of {spec.name} at "
+                                               f"{spec.resolution} px")
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npy")
+    if mmap:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        _decode(ds, rows, image_column, spec.resolution, out)
+        out.flush()
+        del out
+        os.replace(tmp, path)
+        return np.load(path, mmap_mode="c")
+    images = _decode(ds, rows, image_column, spec.resolution)
     np.save(tmp, images)
     os.replace(tmp, path)
     return images
@@ -282,8 +325,6 @@ def load(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Data:
     train_idx = _per_class(labels_pool, classes, spec.train_per_class, rng, exclude=val_idx)
     test_idx = _per_class(test_y, classes, spec.test_per_class, np.random.default_rng(VAL_CARVE_SEED + 1))
     train_rows = np.union1d(train_idx, val_idx)
-    train_x = decoded_rows(spec, "train", train_ds, train_origin, train_rows)
-    test_x = decoded_rows(spec, "test", test_ds, test_origin, test_idx)
     remap = None
     if class_ids is not None:  # subsets are relabelled 0..k-1 in the order given
         remap = np.full(max(int(train_y.max()), int(test_y.max())) + 1, -1)
@@ -291,10 +332,19 @@ def load(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Data:
 
     def split(x: np.ndarray, rows: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
         labels = y[idx] if remap is None else remap[y[idx]]
-        images = x[np.searchsorted(rows, idx)]
+        images = x if len(rows) == len(idx) else x[np.searchsorted(rows, idx)]  # rows == idx: the whole array
         return Split(torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels))
 
     source = spec.source
+    if (len(train_rows) + len(test_idx)) * spec.resolution ** 2 * 3 > memmap_threshold():
+        # too big for memory: each split decoded in its own order into its own file (no gather copy), memory-mapped
+        parts = [(decoded_rows(spec, name, ds, origin, idx, mmap=True), idx, y, idx)
+                 for name, ds, origin, idx, y in (("train", train_ds, train_origin, train_idx, train_y),
+                                                   ("train", train_ds, train_origin, val_idx, train_y),
+                                                   ("test", test_ds, test_origin, test_idx, test_y))]
+        return Data(spec, *(split(*p) for p in parts), source.mean, source.std)
+    train_x = decoded_rows(spec, "train", train_ds, train_origin, train_rows)
+    test_x = decoded_rows(spec, "test", test_ds, test_origin, test_idx)
     return Data(spec, split(train_x, train_rows, train_y, train_idx), split(train_x, train_rows, train_y, val_idx),
                 split(test_x, test_idx, test_y, test_idx), source.mean, source.std)
 

@@ -150,6 +150,20 @@ def peak_memory(model: nn.Module, image: torch.Tensor, device: torch.device, pre
     return weights + tracker.peak
 
 
+def cuda_peak_memory(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str) -> dict:
+    """On a GPU, the caching allocator's view of one batch-1 inference: bytes allocated at its peak beyond what was
+    allocated before (activations and workspaces; the weights are already resident). Nothing on the CPU."""
+    if device.type != "cuda":
+        return {}
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    with torch.no_grad(), autocast(device, precision):
+        model(image)
+    torch.cuda.synchronize(device)
+    return {"cuda_peak_activation_bytes": torch.cuda.max_memory_allocated(device) - before}
+
+
 @torch.no_grad()
 def predict(model: nn.Module, split: datamod.Split, prep: datamod.Preprocess, device: torch.device, precision: str,
             batch_size: int) -> torch.Tensor:
@@ -199,6 +213,7 @@ def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Prep
         **time_loading(model, weights_path, image, device, precision, settings.load_trials),
         **steady_latency(model, image, device, precision, settings.latency_min_run_time_s),
         "peak_memory_bytes": peak_memory(model, image, device, precision),
+        **cuda_peak_memory(model, image, device, precision),
         **point_info(point),
     })
     return metrics, test_logits

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import statistics
@@ -73,7 +74,12 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
             prepare_for_device(skeleton.to("meta"), device).eval()  # layout and kernel choices ride along
     torch.save(skeletons, directory / "skeletons.pt")
     torch.save(image.cpu(), directory / "image.pt")
-    index = {"stages": stages, "whole": {role: str(path) for role, path in whole.items()}}
+    # Classes of a method given as path/to/file.py:Class live in a module (bench.protocol names it
+    # progbench_user_<stem>) that the measuring process cannot import by name: the index names their files.
+    user_modules = {type(m).__module__ for p in points for m in p.model.modules()
+             if type(m).__module__.startswith("progbench_user_")}
+    index = {"stages": stages, "whole": {role: str(path) for role, path in whole.items()},
+             "modules": {name: os.path.abspath(sys.modules[name].__file__) for name in sorted(user_modules)}}
     (directory / INDEX).write_text(json.dumps(index, indent=1))
 
 
@@ -179,6 +185,10 @@ def _summary(rows: list[dict]) -> dict:
 def timeline(directory: Path, trials: int, device: torch.device, precision: str) -> dict:
     """The measurement itself (run it in a fresh process: see :func:`measure`)."""
     index = json.loads((directory / INDEX).read_text())
+    for name, path in index.get("modules", {}).items():  # a method file's classes, before unpickling them
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
     skeletons = torch.load(directory / "skeletons.pt", weights_only=False)
     image = torch.load(directory / "image.pt")
     whole = {role: Path(p) for role, p in index["whole"].items()}

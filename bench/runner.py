@@ -71,6 +71,9 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     """Train one run (resuming if interrupted), evaluate its anytime family, write its record; returns metrics."""
     task, spec, rid = run.task, run.spec, run.run_id
     device = rt.device
+    if device.type == "cuda" and task.budget.precision == "bf16" and not torch.cuda.is_bf16_supported(False):
+        raise UserError(f"run {rid}: its budget trains in bf16, which {torch.cuda.get_device_name(device)} lacks "
+                        f"(bf16 needs an Ampere or newer GPU); set the budget's precision: fp32 (a new run)")
     data = get_data(task.dataset, rt.data_root)
     method_cls = protocol.get_method(run.method_ref)
     teacher, inputs = None, {}
@@ -96,7 +99,8 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     check_family(points, f"run {rid}: method {method_cls.name}")
     point_metrics, predictions = [], {}
     for point in points:
-        prepare_for_device(point.model, device)
+        # a point may hold modules or buffers the method made after training, on the CPU (RESCHED's weights): moved
+        prepare_for_device(point.model.to(device), device)
         m, logits = evaluate_point(point, data, trainer.prep, device, task.budget.precision,
                                    work / "weights" / f"{point.name}.safetensors", rt.eval_settings)
         point_metrics.append(m)
@@ -106,6 +110,8 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         raise RunFailed(f"run {rid}: method {method_cls.name}'s anytime family is not cheapest first (FLOPs {flops})")
     extra_points = method.extra_points()
     check_family(points + extra_points, f"run {rid}: method {method_cls.name} (family and extra points)")
+    for p in extra_points:
+        p.model.to(device)
     extras = [{**score_point(p, data, trainer.prep, device, task.budget.precision, rt.eval_settings)[0],
                **point_info(p)} for p in extra_points]
     loading = None  # a single point has nothing to load progressively
@@ -148,14 +154,20 @@ def check_family(points: list, where: str) -> None:
         raise RunFailed(f"{where}: operating point names must be unique and file-name safe, got {names}")
 
 
+_FORWARD_FLOPS: dict = {}
+
+
 def forward_flops(arch: str, num_classes: int, image_size: int, kwargs: dict | None = None) -> int:
-    """FLOPs of one forward at batch 1, counted on the meta device (nothing is allocated or computed)."""
-    with torch.device("meta"):
-        model = create_model(arch, num_classes=num_classes, **(kwargs or {})).eval()  # BN heads refuse batch 1
-        x = torch.empty(1, 3, image_size, image_size)
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    return int(counter.get_total_flops())
+    """FLOPs of one forward at batch 1, counted on the meta device (nothing is allocated or computed); memoised."""
+    key = (arch, num_classes, image_size, canonical_json(kwargs or {}))
+    if key not in _FORWARD_FLOPS:
+        with torch.device("meta"):
+            model = create_model(arch, num_classes=num_classes, **(kwargs or {})).eval()  # BN heads refuse batch 1
+            x = torch.empty(1, 3, image_size, image_size)
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+        _FORWARD_FLOPS[key] = int(counter.get_total_flops())
+    return _FORWARD_FLOPS[key]
 
 
 def train_size(spec: datamod.DatasetSpec) -> int:

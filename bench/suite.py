@@ -23,7 +23,8 @@ whenever any of them does.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -72,6 +73,15 @@ class Suite:
     path: Path
     runs: list[RunSpec]
     description: str = ""
+    expand: Callable[[dict, str], list[RunSpec]] | None = field(default=None, repr=False)  # a runs entry -> specs
+
+    def add_runs(self, entry: dict, where: str = "extra run") -> list[RunSpec]:
+        """Resolve one more runs entry (``{method, families, seeds, config, budget, name}``) exactly as the suite
+        file's own entries are, add the specs the suite lacks and return all of the entry's specs."""
+        specs = self.expand(entry, where)
+        held = {r.run_id for r in self.runs}
+        self.runs += [r for r in specs if r.run_id not in held]
+        return specs
 
     def select(self, only: str | None) -> list[RunSpec]:
         """Runs matching ``key=value[,key=value]`` (keys: method, family, seed, id), plus the teachers they need."""
@@ -197,17 +207,19 @@ def load_suite(name_or_path: str) -> Suite:
     for fam, f in families.items():
         if "teacher_from" in f:
             teachers[fam] = _shared_teacher(fam, f, families, teachers, default_dataset, where)
-    for i, entry in enumerate(raw["runs"]):
-        _require(entry, f"{where}: runs[{i}]", RUN_KEYS)
+
+    def expand(entry: dict, at: str) -> list[RunSpec]:
+        """One runs entry -> its resolved specs (one per family and seed), each naming its family's teacher run."""
+        _require(entry, at, RUN_KEYS)
         if "method" not in entry:
-            raise UserError(f"{where}: runs[{i}] lacks 'method'")
+            raise UserError(f"{at} lacks 'method'")
         method_cls = protocol.get_method(entry["method"])
-        fams = entry.get("families", list(families))
-        for fam in fams:
+        specs = []
+        for fam in entry.get("families", list(families)):
             if fam not in families:
-                raise UserError(f"{where}: runs[{i}] names unknown family {fam!r}; families: {', '.join(families)}")
+                raise UserError(f"{at} names unknown family {fam!r}; families: {', '.join(families)}")
             f = families[fam]
-            budget = _budget(entry.get("budget", f["budget"]), budgets, f"{where}: runs[{i}]")
+            budget = _budget(entry.get("budget", f["budget"]), budgets, at)
             for seed in entry.get("seeds", [0]):
                 teacher = teachers[fam]
                 teacher_family = families[f.get("teacher_from", fam)]
@@ -216,10 +228,14 @@ def load_suite(name_or_path: str) -> Suite:
                             seed=int(seed), teacher_arch=teacher_family["teacher"],
                             teacher_kwargs=teacher_family.get("teacher_kwargs", {}), teacher_run=teacher.run_id)
                 spec = _spec(method_cls, entry.get("config", {}), task)
-                runs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id, entry["method"],
-                                    label=f"{entry.get('name', method_cls.name)}-{fam}-s{seed}"))
+                specs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id, entry["method"],
+                                     label=f"{entry.get('name', method_cls.name)}-{fam}-s{seed}"))
+        return specs
+
+    for i, entry in enumerate(raw["runs"]):
+        runs += expand(entry, f"{where}: runs[{i}]")
     ids = [r.run_id for r in runs]
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:
         raise UserError(f"{where}: runs repeat the same spec ({', '.join(sorted(dupes))}); remove the duplicate entry")
-    return Suite(raw["name"], path, runs, raw.get("description", ""))
+    return Suite(raw["name"], path, runs, raw.get("description", ""), expand)

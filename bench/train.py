@@ -231,6 +231,8 @@ class Trainer:
             self.method.eval()  # whatever this phase does not train (e.g. earlier members) stays frozen, BN included
             phase.module.train()
             sums: dict[str, float] = {}
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             t0 = time.perf_counter()
             bar = tqdm(datamod.batches(train, bs, shuffle=True, generator=generator, drop_last=True),
                        total=steps_per_epoch, disable=None if self.progress else True, leave=False,
@@ -264,6 +266,8 @@ class Trainer:
                 if i % 20 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.3g}")
             bar.close()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # the epoch's queued GPU work belongs to its time
             train_s = time.perf_counter() - t0
             val_acc = accuracy(eval_model, self.data.val, self.prep, device, budget.precision) if phase.validate \
                 else None
@@ -277,6 +281,8 @@ class Trainer:
                    "val_top1": val_acc, "lr": optimizer.param_groups[0]["lr"], "train_s": round(train_s, 3),
                    "epoch_s": round(time.perf_counter() - t0, 3),
                    "images_per_s": round(steps_per_epoch * bs / train_s, 1)}
+            if device.type == "cuda":  # the allocator's peak over the epoch (training and the val pass)
+                row["cuda_peak_bytes"] = torch.cuda.max_memory_allocated(device)
             state.log.append(row)
             state.epoch = epoch + 1
             self._save(state, optimizer)

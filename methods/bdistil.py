@@ -32,6 +32,7 @@ from bench.errors import UserError
 from bench.evaluate import flops_per_image
 from bench.models import BlockNet
 from bench.protocol import Batch, Method, OperatingPoint, Phase
+from bench.scale import PlannedPhase
 
 # --- the boosting quantities, as functions of tensors (tested by hand) -------------------------------------------
 
@@ -175,6 +176,19 @@ class BDistil(Method):
         self.register_buffer("agreement", torch.zeros(config.rounds, 2))  # train, val agreement with the teacher
         self.chosen: list[int] = []  # attempt index of each accepted member, in order
         self.candidate_of: list[int] = []  # candidate index of each attempt
+
+    @classmethod
+    def planned_models(cls, config) -> list[tuple[str, dict]]:
+        """Every member a run may build: the candidates, smallest first (for ``progbench plan --models``)."""
+        return [(f"candidate{i}", dict(c)) for i, c in enumerate(config.candidates)]
+
+    @classmethod
+    def planned_phases(cls, config) -> list[PlannedPhase]:
+        """For ``progbench plan``, assuming every round accepts its first candidate (a rejected candidate adds a round
+        of a larger one): each round trains a member; a connected member also runs the accepted chain forward."""
+        first = dict(config.candidates[0])
+        return [PlannedPhase(f"round{r + 1}", "candidate0", first, epochs=config.epochs_per_round,
+                             passes=3.0 + (r if config.connections else 0)) for r in range(config.rounds)]
 
     @property
     def eta(self) -> float:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.protocol import Method, OperatingPoint, Phase
+from bench.scale import PlannedPhase
 from methods.kd import kd_step
 
 
@@ -62,12 +63,19 @@ class KDStudents(Method):
         super().__init__(ctx, config)
         self.students = nn.ModuleList()
 
-    def student_kwargs(self) -> list[dict]:
+    @classmethod
+    def student_kwargs(cls, config) -> list[dict]:
         raise NotImplementedError
+
+    @classmethod
+    def planned_phases(cls, config) -> list[PlannedPhase]:
+        """For ``progbench plan``: each student trained with the teacher's forward on every batch."""
+        return [PlannedPhase(f"student{i + 1}", f"student{i + 1}", kwargs, teacher_passes=1.0)
+                for i, kwargs in enumerate(cls.student_kwargs(config))]
 
     def phases(self) -> Iterator[Phase]:
         cfg = self.config
-        for i, kwargs in enumerate(self.student_kwargs()):
+        for i, kwargs in enumerate(self.student_kwargs(cfg)):
             net = self.ctx.create_model(**kwargs)
             self.students.append(net)
             yield Phase(f"student{i + 1}", net, kd_step(net, self.teacher, cfg.T, cfg.alpha,
@@ -83,8 +91,9 @@ class Resched(KDStudents):
         members: int = 4
         student: dict = None  # create_model kwargs of the task's student arch (None: as the suite gives it)
 
-    def student_kwargs(self) -> list[dict]:
-        return [dict(self.config.student or {}) for _ in range(self.config.members)]
+    @classmethod
+    def student_kwargs(cls, config) -> list[dict]:
+        return [dict(config.student or {}) for _ in range(config.members)]
 
     def anytime_family(self) -> list[OperatingPoint]:
         val = [self.ctx.predict(s, self.ctx.data.val) for s in self.students]
@@ -104,8 +113,9 @@ class NoResched(KDStudents):
     class Config(KDConfig):
         students: tuple = ({},)  # create_model kwargs of the task's student arch, one per budget, cheapest first
 
-    def student_kwargs(self) -> list[dict]:
-        return [dict(k) for k in self.config.students]
+    @classmethod
+    def student_kwargs(cls, config) -> list[dict]:
+        return [dict(k) for k in config.students]
 
     def anytime_family(self) -> list[OperatingPoint]:
         return [OperatingPoint(f"size{i + 1}", s, {"student": dict(k)})

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bench.protocol import Phase
-from methods.sws import DesNetFamily, distill_step
+from bench.scale import PlannedPhase
+from methods.sws import DesNetFamily, des_kwargs, distill_step
 
 
 class DesScratch(DesNetFamily):
@@ -36,6 +37,13 @@ class DesPretrain(DesNetFamily):
         tau: float = 1.0
         alpha: float = 1.0
         finetune_lr_scale: float = 1.0  # of the budget's lr, as SWS's (the pre-training uses the budget's lr)
+
+    @classmethod
+    def planned_phases(cls, config) -> list[PlannedPhase]:
+        return [phase for d in config.des_depths for phase in (
+            PlannedPhase(f"pretrain-d{d}", f"des-d{d}", des_kwargs(d), epochs=config.pretrain_epochs,
+                         teacher_passes=1.0),
+            PlannedPhase(f"finetune-d{d}", f"des-d{d}", des_kwargs(d)))]
 
     def phases(self) -> Iterator[Phase]:
         cfg = self.config

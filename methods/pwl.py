@@ -30,6 +30,7 @@ from torch import nn
 from bench.errors import UserError
 from bench.models import BlockNet
 from bench.protocol import Batch, Method, OperatingPoint, Phase
+from bench.scale import PlannedPhase
 from methods.kd import kd_loss
 
 LOSSES = ("hard", "soft", "feature", "reconstruction", "cross")
@@ -146,6 +147,15 @@ class PWL(Method):
         self.encoders = nn.ModuleList(converter(t, s, tokens) for t, s in zip(t_widths, s_widths))
         self.decoders = nn.ModuleList(converter(s, t, tokens) for t, s in zip(t_widths, s_widths))
         self.num_blocks = n
+
+    @classmethod
+    def planned_phases(cls, config) -> list[PlannedPhase]:
+        """For ``progbench plan``: a step runs the student forward and backward and the teacher forward; the cross
+        term adds a mixed network, on average half teacher and half student blocks, forward and backward (weight and
+        input gradients through its student half, input gradients only through the teacher blocks after a student
+        block: about a quarter of the teacher). The converters (1x1 maps, identity where widths match) are left out."""
+        cross = "cross" not in config.drop
+        return [PlannedPhase("train", "student", {}, passes=3.0 + 1.5 * cross, teacher_passes=1.0 + 0.75 * cross)]
 
     def mixed(self, mask: tuple[bool, ...]) -> MixedNet:
         return MixedNet(mask, self.teacher, self.student, self.encoders, self.decoders)

@@ -27,6 +27,7 @@ from torch import nn
 from bench.errors import UserError
 from bench.models import BlockNet
 from bench.protocol import Batch, Method, OperatingPoint, Phase
+from bench.scale import PlannedPhase
 from methods.kd import kd_step
 
 
@@ -40,6 +41,17 @@ def layers_source(stage_lengths: Sequence[int], depth: int) -> list[int]:
     for s in by_remainder[:depth - sum(counts)]:
         counts[s] += 1
     return [s for s, n in enumerate(counts) for _ in range(n)]
+
+
+def des_kwargs(depth: int) -> dict:
+    """``create_model`` kwargs of a Des-Net of ``depth`` layers, on top of the task's Des-Net architecture."""
+    return {"num_blocks": depth, "layers_per_block": 1}
+
+
+def aux_kwargs(config) -> dict:
+    """``create_model`` kwargs of SWS's Aux-Net (stage-shared layers), on top of the task's Des-Net architecture."""
+    heads = {"num_heads": config.aux_num_heads} if config.aux_num_heads else {}
+    return {"shared_stages": tuple(config.aux_stages), **heads}
 
 
 class DesNetFamily(Method):
@@ -62,7 +74,12 @@ class DesNetFamily(Method):
         self.des = nn.ModuleDict()
 
     def new_des(self, depth: int) -> BlockNet:
-        return self.ctx.create_model(num_blocks=depth, layers_per_block=1)
+        return self.ctx.create_model(**des_kwargs(depth))
+
+    @classmethod
+    def planned_phases(cls, config) -> list[PlannedPhase]:
+        """What a run trains, for ``progbench plan`` (no data, no weights): each Des-Net fine-tuned on labels."""
+        return [PlannedPhase(f"finetune-d{d}", f"des-d{d}", des_kwargs(d)) for d in config.des_depths]
 
     def fine_tune(self, depth: int, net: BlockNet, lr_scale: float = 1.0) -> Phase:
         smoothing = self.ctx.task.budget.label_smoothing
@@ -112,8 +129,13 @@ class SWS(DesNetFamily):
         for m in config.layers_source:
             if any(not 0 <= s < stages for s in m) or list(m) != sorted(m):
                 raise UserError(f"method sws: layers_source {list(m)} must name stages 0..{stages - 1} in order")
-        heads = {"num_heads": config.aux_num_heads} if config.aux_num_heads else {}
-        self.aux = ctx.create_model(shared_stages=tuple(config.aux_stages), **heads)
+        self.aux = ctx.create_model(**aux_kwargs(config))
+
+    @classmethod
+    def planned_phases(cls, config) -> list[PlannedPhase]:
+        aux = PlannedPhase("aux", f"aux-net {'+'.join(map(str, config.aux_stages))}", aux_kwargs(config),
+                           epochs=config.aux_epochs, teacher_passes=1.0)
+        return [aux, *super().planned_phases(config)]
 
     def source_map(self, depth: int) -> list[int]:
         given = [list(m) for m in self.config.layers_source if len(m) == depth]

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.store import Record
-from reports.generate import FAMILY_ORDER, human, mean_std, save_figure, write_table
+from reports.generate import family_order, human, mean_std, save_figure, write_table
 
 METHODS = {"bdistil": "B-DISTIL", "resched": "RESCHED", "noresched": "NO-RESCHED"}
 CLOSE = 1.0  # B2 "stays close to NO-RESCHED": within this many points at the same FLOPs
@@ -41,13 +41,6 @@ def _points(df: pd.DataFrame) -> pd.DataFrame:
     sub["flops_fraction"] = sub.flops / sub.teacher_flops
     sub["latency_fraction"] = sub.latency_s / sub.teacher_latency_s
     return sub
-
-
-def _family_order(families) -> list[str]:
-    """VGG, ResNet, ViT order, also for families named after them (``bd_vgg``)."""
-    def rank(family: str) -> tuple:
-        return next((i for i, f in enumerate(FAMILY_ORDER) if f in family), len(FAMILY_ORDER)), family
-    return sorted(set(families), key=rank)
 
 
 def _label_order(labels) -> list[str]:
@@ -94,7 +87,7 @@ def stages_table(points: pd.DataFrame, records: dict[str, Record]) -> pd.DataFra
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    out["_f"] = out.family.map({f: i for i, f in enumerate(_family_order(out.family))})
+    out["_f"] = out.family.map({f: i for i, f in enumerate(family_order(out.family))})
     out["_m"] = out.method.map({m: i for i, m in enumerate(_label_order(out.method))})
     return out.sort_values(["dataset", "_f", "_m", "stage"]).drop(columns=["_f", "_m"]).fillna("").reset_index(
         drop=True)
@@ -170,7 +163,7 @@ def claims_table(points: pd.DataFrame) -> pd.DataFrame:
 def cost_figure(points: pd.DataFrame, out: Path) -> list[Path]:
     """Test top-1 against inference cost as a fraction of the teacher's (FLOPs; measured batch-1 latency), one column
     per architecture, mean ± std over seeds as error bars."""
-    panels = [(d, f) for d in sorted(points.dataset.unique()) for f in _family_order(points.family)
+    panels = [(d, f) for d in sorted(points.dataset.unique()) for f in family_order(points.family)
               if ((points.dataset == d) & (points.family == f)).any()]
     if not panels:
         return []

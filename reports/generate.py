@@ -79,6 +79,13 @@ def tidy(records: list[Record]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def family_order(families) -> list[str]:
+    """VGG, ResNet, ViT order, also for families named after them (``bd_vgg``), then the rest by name."""
+    def rank(family: str) -> tuple:
+        return next((i for i, f in enumerate(FAMILY_ORDER) if f in family), len(FAMILY_ORDER)), family
+    return sorted(set(families), key=rank)
+
+
 def mean_std(values: pd.Series, scale: float = 100.0, digits: int = 2) -> str:
     v = values.dropna() * scale
     if len(v) == 0:
@@ -138,7 +145,7 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
 def write_table(df: pd.DataFrame, out: Path, name: str, caption: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
-    paths[0].write_text(f"{caption}\n\n" + df.to_markdown(index=False) + "\n")
+    paths[0].write_text(f"{caption}\n\n" + df.to_markdown(index=False, disable_numparse=True) + "\n")
     df.to_csv(paths[1], index=False, lineterminator="\n")
     latex = df.drop(columns=["run ids"], errors="ignore").to_latex(index=False, escape=True, caption=caption,
                                                                 label=f"tab:{name}")
@@ -162,8 +169,7 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
     """Test top-1 against FLOPs per image, one panel per (dataset, family); mean ± std over seeds as error bars.
     Anytime families of each method's default configuration (ablations have tables of their own)."""
     df = df[(df.kind == "family") & (df.variant == "default")]
-    families = FAMILY_ORDER + sorted(set(df.family) - set(FAMILY_ORDER))
-    panels = [(d, f) for d in sorted(df.dataset.unique()) for f in families
+    panels = [(d, f) for d in sorted(df.dataset.unique()) for f in family_order(df.family)
               if ((df.dataset == d) & (df.family == f)).any()]
     if not panels:
         return []
@@ -199,7 +205,9 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
     return save_figure(fig, out, "accuracy_vs_flops")
 
 
-def build_report(results: str | Path = "results", out: str | Path = "reports") -> list[Path]:
+def build_report(results: str | Path = "results", out: str | Path = "reports", readme: str | Path | None = None
+                 ) -> list[Path]:
+    """Every table, figure and document under ``out``; with ``readme``, also its headline-results block."""
     out = Path(out)
     records = Store(results).records()  # verified once (checksums), then read from memory
     df = tidy(records)
@@ -220,9 +228,14 @@ def build_report(results: str | Path = "results", out: str | Path = "reports") -
                            "and of the harness's evaluation of every operating point, images seen and training "
                            "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
-    from reports import bdistil, pwl, sws  # here, not at the top: they build on this module's helpers
+    from reports import bdistil, crossmethod, pwl, sws  # here, not at the top: they build on this module's helpers
     by_id = {r.run_id: r for r in records}
     written += pwl.build(df, by_id, out)
     written += sws.build(df, by_id, out)
     written += bdistil.build(df, by_id, out)
+    written += crossmethod.build(df, out)
+    from reports import document  # last: it assembles what the others wrote
+    written += document.build(records, out)
+    if readme:
+        written.append(document.update_readme(Path(readme), out))
     return written

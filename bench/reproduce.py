@@ -1,0 +1,125 @@
+"""``progbench reproduce``: fill the store and rebuild the report, saying which report files changed; or, with
+``--fresh RUN-FILTER``, train the selected runs again from nothing into a scratch store and say how far each metric
+moved from the committed record.
+
+What must reproduce exactly on the same CPU (same wheels, same thread count): every accuracy, the predictions, the
+sizes and FLOPs, the images seen and the training FLOPs. Timings (training wall-clock, load time, latency, memory
+peaks) are measurements of the machine and are shown as ratios, not compared.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from .store import Record, Store
+
+EXACT_POINT_METRICS = ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes")
+EXACT_TRAINING = ("images_seen", "epochs")
+TIMED_POINT_METRICS = ("latency_s", "load_s", "first_inference_s")
+
+
+@dataclass
+class Moved:
+    run_id: str
+    what: str  # "<point>.<metric>", "training.<field>" or "<point>.predictions"
+    committed: float
+    fresh: float
+    exact: bool  # whether this quantity is expected to reproduce exactly
+
+    @property
+    def delta(self) -> float:
+        return self.fresh - self.committed
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def file_digests(*paths: Path) -> dict[Path, str]:
+    """sha256 of each file, and of every file under each folder (to tell which files a rebuild changed)."""
+    found = {}
+    for path in paths:
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        found.update({p: digest(p) for p in files if p.is_file()})
+    return found
+
+
+def report_changes(before: dict[Path, str], written: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(changed or new files, unchanged files) among ``written``, against the digests taken before the rebuild."""
+    changed, same = [], []
+    for p in written:
+        (same if before.get(p) == digest(p) else changed).append(p)
+    return changed, same
+
+
+def seed_scratch_store(committed: Store, scratch: Store, teacher_ids: list[str]) -> None:
+    """Copy the committed records of the teachers the rerun needs (not their work folders): students distil from the
+    very weights they were trained with, pinned by checksum, without training the teacher again."""
+    for rid in teacher_ids:
+        record = committed.teacher_record(rid)
+        shutil.copytree(record.path, scratch.run_dir(rid), ignore=shutil.ignore_patterns("work"))
+
+
+def compare_records(committed: Record, fresh: Record) -> list[Moved]:
+    """Every compared quantity of one run: point metrics, predictions (max |logit difference|), training counts;
+    timings as measured quantities (exact=False)."""
+    rid, out = committed.run_id, []
+    old_points = committed.metrics["points"] + committed.metrics.get("extra_points", [])
+    new_points = fresh.metrics["points"] + fresh.metrics.get("extra_points", [])
+    for old, new in zip(old_points, new_points, strict=True):
+        for key in EXACT_POINT_METRICS + TIMED_POINT_METRICS:
+            if old.get(key) is not None and new.get(key) is not None:
+                out.append(Moved(rid, f"{old['point']}.{key}", old[key], new[key], key in EXACT_POINT_METRICS))
+    old_logits = load_file(str(committed.path / "predictions.safetensors"))
+    new_logits = load_file(str(fresh.path / "predictions.safetensors"))
+    for name in sorted(old_logits):
+        diff = (old_logits[name].float() - new_logits[name].float()).abs().max().item()
+        out.append(Moved(rid, f"{name}.predictions (max |logit diff|)", 0.0, diff, True))
+    for key in EXACT_TRAINING:
+        out.append(Moved(rid, f"training.{key}", committed.metrics["training"][key], fresh.metrics["training"][key],
+                         True))
+    old_t, new_t = committed.metrics["training"], fresh.metrics["training"]
+    out.append(Moved(rid, "training.train_flops", old_t["train_flops"], new_t["train_flops"], True))
+    out.append(Moved(rid, "training.wall_clock_s", old_t["wall_clock_s"], new_t["wall_clock_s"], False))
+    return out
+
+
+def format_comparison(moved: list[Moved]) -> str:
+    """One block per run: what moved among the exact quantities (or that nothing did), then the timing ratios."""
+    lines = []
+    for rid in dict.fromkeys(m.run_id for m in moved):
+        mine = [m for m in moved if m.run_id == rid]
+        off = [m for m in mine if m.exact and m.delta != 0]
+        n_exact = sum(m.exact for m in mine)
+        lines.append(f"{rid}: " + ("reproduced exactly" if not off else f"{len(off)} of {n_exact} exact quantities "
+                                   f"moved") + f" ({n_exact} compared)")
+        for m in off:
+            lines.append(f"    {m.what:44s} committed {m.committed:.6g}  fresh {m.fresh:.6g}  delta {m.delta:+.6g}")
+        timed = [m for m in mine if not m.exact and m.committed]
+        if timed:
+            ratios = sorted(m.fresh / m.committed for m in timed)
+            wall = next(m for m in timed if m.what == "training.wall_clock_s")
+            lines.append(f"    timings (measured, not compared): training {wall.committed / 60:.2f} -> "
+                         f"{wall.fresh / 60:.2f} min; fresh/committed over {len(timed)} timings "
+                         f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {ratios[len(ratios) // 2]:.2f}")
+    return "\n".join(lines)
+
+
+def environment_differences(committed: Record, env: dict) -> list[str]:
+    """What differs between the committed run's environment and this one in ways that change numerics."""
+    import json
+    old = json.loads((committed.path / "env.json").read_text())
+    keys = ("cpu", "device", "gpu", "torch_threads")
+    diffs = [f"{k}: {old.get(k)!r} -> {env.get(k)!r}" for k in keys if old.get(k) != env.get(k)]
+    diffs += [f"{p} {v} -> {env['packages'].get(p)}" for p, v in old.get("packages", {}).items()
+              if env.get("packages", {}).get(p) != v and p != "progbench"]
+    return diffs
+
+
+def scratch_store(path: str | None) -> Store:
+    return Store(path or tempfile.mkdtemp(prefix="progbench-fresh-"))

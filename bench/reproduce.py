@@ -80,6 +80,9 @@ def compare_records(committed: Record, fresh: Record) -> list[Moved]:
     for name in sorted(old_logits):
         diff = (old_logits[name].float() - new_logits[name].float()).abs().max().item()
         out.append(Moved(rid, f"{name}.predictions (max |logit diff|)", 0.0, diff, True))
+    if "teacher.safetensors" in committed.files:  # a teacher run: the weights students distil from, byte for byte
+        same = fresh.files.get("teacher.safetensors", {}).get("sha256") == committed.teacher_sha256
+        out.append(Moved(rid, "teacher.safetensors (1 = bytes differ)", 0.0, 0.0 if same else 1.0, True))
     for key in EXACT_TRAINING:
         out.append(Moved(rid, f"training.{key}", committed.metrics["training"][key], fresh.metrics["training"][key],
                          True))

@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="list a suite's runs, cached or missing, with estimated cost")
     p.add_argument("suite", help="built-in suite name (smoke, cpu, paper) or path to a suite .yaml")
-    p.add_argument("--only", help="filter: key=value[,key=value], keys method, family, seed, id")
+    p.add_argument("--only", help="filter: key=value[,key=value], keys method (teacher: the teacher runs), family, "
+                                  "seed, id (a prefix)")
     p.add_argument("--models", action="store_true",
                    help="instead of the runs: every model the suite builds (teachers, students, method-internal "
                         "models) with params and FLOPs beside the published numbers")
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a suite's missing runs, teachers first; safe to stop and restart")
     p.add_argument("suite")
-    p.add_argument("--only")
+    p.add_argument("--only", help="as for plan")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -54,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="cpu", help="suite to reproduce (default: cpu)")
     p.add_argument("--fresh", metavar="RUN-FILTER",
                    help="train the runs this filter selects (as --only) again from nothing into a scratch store and "
-                        "print how far each metric moved from the committed record; the teachers they need are "
-                        "copied from the store (select a teacher alone, id=teacher-..., to retrain it)")
+                        "print how far each metric moved from the committed record; teachers the filter selects are "
+                        "retrained too, teachers the selected runs only need are copied from the store")
     p.add_argument("--scratch", help="scratch store for --fresh (default: a new temporary folder, kept)")
     p.add_argument("--out", default="reports", help="report folder (default: reports)")
     p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
@@ -142,7 +143,7 @@ def cmd_reproduce(args) -> int:
     from . import reproduce
     from .runner import Runtime, parse_device, run_suite
     from .store import Store
-    from .suite import load_suite
+    from .suite import load_suite, matches, parse_only
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.data_root:
@@ -159,9 +160,9 @@ def cmd_reproduce(args) -> int:
               f"rebuilt in {time.perf_counter() - t0:.1f} s: {len(same)} byte-identical to before, "
               f"{len(changed)} changed or new" + "".join(f"\n    changed: {p}" for p in changed))
         return 0
-    selected = suite.select(args.fresh)
-    students = [r for r in selected if not r.is_teacher]
-    copied = sorted({r.teacher_id for r in students if r.teacher_id})
+    selected, wanted = suite.select(args.fresh), parse_only(args.fresh)
+    # a teacher the filter selects is retrained; one the selected runs only need is copied from the store
+    copied = sorted({r.run_id for r in selected if r.is_teacher and not matches(r, wanted)})
     scratch = reproduce.scratch_store(args.scratch)
     reproduce.seed_scratch_store(committed, scratch, copied)
     rt = Runtime(scratch, device, args.data_root, progress=not args.no_progress)

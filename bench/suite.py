@@ -87,20 +87,38 @@ class Suite:
         """Runs matching ``key=value[,key=value]`` (keys: method, family, seed, id), plus the teachers they need."""
         if not only:
             return list(self.runs)
-        wanted = {}
-        for part in only.split(","):
-            key, sep, value = part.partition("=")
-            if not sep or key not in ("method", "family", "seed", "id"):
-                raise UserError(f"--only {only!r}: use key=value pairs joined by commas, keys method, family, seed, id")
-            wanted[key] = value
-        picked = [r for r in self.runs if all(
-            (r.run_id.startswith(v) if k == "id" else str(getattr(r, k)) == v) for k, v in wanted.items())]
+        wanted = parse_only(only)
+        picked = [r for r in self.runs if matches(r, wanted)]
         if not picked:
             raise UserError(f"--only {only!r} selects no run of suite {self.name}; `progbench plan {self.name}` "
                             f"lists them")
         needed = {r.teacher_id for r in picked if r.teacher_id}
         teachers = [r for r in self.runs if r.run_id in needed and r not in picked]
         return teachers + picked
+
+
+ONLY_KEYS = ("method", "family", "seed", "id")
+
+
+def parse_only(only: str | None) -> dict[str, str]:
+    """``key=value[,key=value]`` (keys: method, family, seed, id) as a dict; a malformed filter is one line."""
+    wanted = {}
+    for part in (only or "").split(","):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or key not in ONLY_KEYS:
+            raise UserError(f"--only {only!r}: use key=value pairs joined by commas, keys {', '.join(ONLY_KEYS)}")
+        wanted[key] = value
+    return wanted
+
+
+def matches(run: RunSpec, wanted: dict[str, str]) -> bool:
+    """Whether ``run`` has every wanted value: ``id`` matches a prefix of the run id, and a teacher run's method is
+    ``teacher`` (its id's prefix), whatever method trains it."""
+    def value(key: str) -> str:
+        return "teacher" if key == "method" and run.is_teacher else str(getattr(run, key))
+    return all(run.run_id.startswith(v) if k == "id" else value(k) == v for k, v in wanted.items())
 
 
 def suite_path(name_or_path: str) -> Path:

@@ -22,10 +22,9 @@ from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E
 from bench.errors import UserError  # noqa: E402
 from bench.protocol import get_method  # noqa: E402
 from bench.store import Store  # noqa: E402
-from bench.suite import RunSpec, Suite  # noqa: E402
+from bench.suite import RunSpec, Suite, matches, parse_only  # noqa: E402
 from reports.generate import CURVE_LABEL, FAMILY_ORDER, human, mean_std, save_figure, tidy, write_table  # noqa: E402
 
-ONLY_KEYS = ("method", "family", "seed", "id")
 SETTING = ["model", "variant", "config", "arch", "epochs", "method_version"]  # rows differing in these never averaged
 RANK = {"teacher": 0, "scratch": 1, "kd": 2}  # baselines in this order, then the others by name, then the new method
 # the report's colours where it has them; distinct ones where two methods share a colour there but a panel here
@@ -42,18 +41,6 @@ class Comparison:
     runs: list[RunSpec]  # the method's runs, after --only
     teachers: list[RunSpec]  # the teacher runs those name
     families: list[str] = field(default_factory=list)
-
-
-def parse_only(only: str | None) -> dict[str, str]:
-    wanted = {}
-    for part in (only or "").split(","):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or key not in ONLY_KEYS:
-            raise UserError(f"--only {only!r}: use key=value pairs joined by commas, keys {', '.join(ONLY_KEYS)}")
-        wanted[key] = value
-    return wanted
 
 
 def plan_comparison(suite: Suite, name: str, method_ref: str | None = None, config: dict | None = None,
@@ -80,8 +67,7 @@ def plan_comparison(suite: Suite, name: str, method_ref: str | None = None, conf
         seeds = (sorted({r.seed for r in kd if r.family == fam})
                  or sorted({r.seed for r in students if r.family == fam}) or [0])
         runs += suite.add_runs({"method": ref, "families": [fam], "seeds": seeds, "config": config or {}}, where)
-    picked = [r for r in runs if all(r.run_id.startswith(v) if k == "id" else str(getattr(r, k)) == v
-                                     for k, v in wanted.items())]
+    picked = [r for r in runs if matches(r, wanted)]
     if not picked:
         seeds = sorted({r.seed for r in runs})
         raise UserError(f"--only {only!r} selects none of the {len(runs)} {cls.name} run(s) of suite {suite.name} "

@@ -124,3 +124,15 @@ def test_plan_estimates_a_missing_seed_from_its_finished_siblings(smoke_store, t
     assert rows[("kd", 2)]["status"] == "missing" and rows[("kd", 2)]["estimated"]
     done = [rows[("kd", s)]["train_min"] for s in (0, 1)]
     assert rows[("kd", 2)]["train_min"] == pytest.approx(sum(done) / 2)
+
+
+def test_only_filter_names_teachers_by_their_role():
+    from bench.suite import load_suite, matches, parse_only
+    suite = load_suite("cpu")
+    teachers = suite.select("method=teacher")
+    assert teachers and all(r.is_teacher for r in teachers)
+    assert {r.family for r in teachers} == {"vgg", "resnet", "vit", "sws_imagenette"}
+    scratch = suite.select("method=scratch,family=vgg,seed=0")  # the student, and the teacher it needs
+    assert [r.is_teacher for r in scratch] == [True, False]
+    assert not matches(scratch[0], parse_only("method=scratch")) and matches(scratch[1], parse_only("method=scratch"))
+    assert [r.run_id for r in suite.select("id=teacher-vgg")] == [scratch[0].run_id]

@@ -119,6 +119,20 @@ def run_index(records: list[Record]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(env_rows)
 
 
+def findings(tables: Path, section: Section) -> list[str]:
+    """One line per claim of the section's claims table: where it holds and where it does not (from the verdicts;
+    the evidence is in the table)."""
+    names = [n for n in section.tables if n in CLAIMS_TABLES]
+    found = _table(tables, names[0]) if names else None
+    if found is None or found[1].empty:
+        return []
+    lines = []
+    for claim, g in found[1].groupby("claim", sort=False):
+        parts = [f"{verdict} on {', '.join(family_order(h.family))}" for verdict, h in g.groupby("verdict", sort=False)]
+        lines.append(f"{claim}: {'; '.join(parts)}.")
+    return lines
+
+
 def _table(tables: Path, name: str) -> tuple[str, pd.DataFrame] | None:
     md = tables / f"{name}.md"
     if not md.exists():
@@ -147,6 +161,9 @@ def markdown(out: Path, sections) -> str:
     lines += [f"{i}. [{s.title}](#{_anchor(s.title)})" for i, (s, _, _) in enumerate(sections, 1)]
     for s, tables, figures in sections:
         lines += ["", f"## {s.title}", "", s.intro]
+        found = findings(out / "tables", s)
+        if found:
+            lines += ["", "Claims checked (evidence in the claims table below):", ""] + [f"* {f}" for f in found]
         for name in figures:
             lines += ["", f"![{name}](figures/{name}.png)"]
         for name, (caption, df) in tables:
@@ -166,6 +183,9 @@ def latex(out: Path, sections) -> str:
              _tex_escape(GENERATED.replace("`", "")) + " Run ids are in the CSV, Markdown and HTML exports."]
     for s, tables, figures in sections:
         parts += [rf"\section{{{_tex_escape(s.title)}}}", _tex_escape(s.intro.replace("`", ""))]
+        found = findings(out / "tables", s)
+        if found:
+            parts += [r"\begin{itemize}"] + [rf"\item {_tex_escape(f)}" for f in found] + [r"\end{itemize}"]
         for name in figures:
             parts += [r"\begin{figure}[H]\centering", rf"\includegraphics[width=\linewidth,height=0.8\textheight,"
                       rf"keepaspectratio]{{figures/{name}.png}}", r"\end{figure}"]
@@ -204,6 +224,9 @@ def html_page(out: Path, sections) -> str:
     body.append("</ol>")
     for s, tables, figures in sections:
         body.append(f'<h2 id="{_anchor(s.title)}">{html.escape(s.title)}</h2><p>{_html_text(s.intro)}</p>')
+        found = findings(out / "tables", s)
+        if found:
+            body.append("<ul>" + "".join(f"<li>{_html_text(f)}</li>" for f in found) + "</ul>")
         for name in figures:
             data = base64.b64encode((out / "figures" / f"{name}.png").read_bytes()).decode()
             body.append(f'<p><img alt="{name}" src="data:image/png;base64,{data}"></p>')

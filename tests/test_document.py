@@ -70,6 +70,9 @@ def test_the_document_in_every_format(report, smoke_store):
     md = (reports / "README.md").read_text()
     for section in document.SECTIONS[:5]:
         assert f"## {section.title}" in md
+    claims = pd.read_csv(reports / "tables" / "pwl_claims.csv")
+    first = claims.iloc[0]  # each section states its claims' verdicts, read from its claims table
+    assert f"* {first.claim}: " in md and f"{first.verdict} on " in md.split(f"* {first.claim}: ")[1].split("\n")[0]
     for rec in Store(smoke_store).records():  # the run index lists every run
         assert rec.run_id in md
     for link in re.findall(r"\]\(((?:tables|figures)/[^)]+)\)", md):

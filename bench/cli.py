@@ -141,6 +141,7 @@ def cmd_reproduce(args) -> int:
     import torch
 
     from . import reproduce
+    from .errors import UserError
     from .runner import Runtime, parse_device, run_suite
     from .store import Store
     from .suite import load_suite, matches, parse_only
@@ -163,12 +164,15 @@ def cmd_reproduce(args) -> int:
     selected, wanted = suite.select(args.fresh), parse_only(args.fresh)
     # a teacher the filter selects is retrained; one the selected runs only need is copied from the store
     copied = sorted({r.run_id for r in selected if r.is_teacher and not matches(r, wanted)})
-    scratch = reproduce.scratch_store(args.scratch)
+    scratch = reproduce.scratch_store(args.scratch, committed)
     reproduce.seed_scratch_store(committed, scratch, copied)
     rt = Runtime(scratch, device, args.data_root, progress=not args.no_progress)
-    print(f"fresh: {len(selected) - len(copied)} run(s) retrained into {scratch.root}"
+    print(f"fresh: retraining {len(selected) - len(copied)} run(s) into {scratch.root}"
           + (f" (teachers copied from {committed.root}: {', '.join(copied)})" if copied else ""))
-    run_suite(suite, rt, args.fresh)
+    ran = run_suite(suite, rt, args.fresh)
+    if len(ran) != len(selected) - len(copied):  # cannot happen in an empty store: say so rather than compare
+        raise UserError(f"--scratch {scratch.root}: {len(selected) - len(copied) - len(ran)} run(s) were "
+                                  f"found cached there instead of retrained")
     moved, missing = [], []
     for run in selected:
         if run.run_id in copied:
@@ -186,8 +190,9 @@ def cmd_reproduce(args) -> int:
         print(f"{rid}: not in the committed store {committed.root}; nothing to compare with")
     off = {m.run_id for m in moved if m.exact and m.delta != 0}
     compared = len({m.run_id for m in moved})
-    print(f"fresh: {compared - len(off)} of {compared} run(s) reproduced their committed metrics exactly")
-    return 1 if off else 0
+    print(f"fresh: {compared - len(off)} of {compared} run(s) reproduced their committed metrics exactly"
+          + (f"; {len(missing)} had nothing to compare with" if missing else ""))
+    return 1 if off or missing or not compared else 0
 
 
 def cmd_models(args) -> int:

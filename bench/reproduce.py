@@ -2,13 +2,16 @@
 ``--fresh RUN-FILTER``, train the selected runs again from nothing into a scratch store and say how far each metric
 moved from the committed record.
 
-What must reproduce exactly on the same CPU (same wheels, same thread count): every accuracy, the predictions, the
-sizes and FLOPs, the images seen and the training FLOPs. Timings (training wall-clock, load time, latency, memory
-peaks) are measurements of the machine and are shown as ratios, not compared.
+What must reproduce exactly on the same CPU (same wheels, same thread count): every point's accuracies, size, FLOPs,
+weight bytes and tracked peak memory, the predictions, the per-epoch log (losses, val accuracy, lr), the images seen,
+training FLOPs and parameter counts, and a teacher's weights. Timings (training wall-clock, load time, first
+inference, latency) are measurements of the machine and are shown as ratios, not compared; progressive-loading
+timelines are timings too and are not compared.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,11 +19,13 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from .errors import UserError
 from .store import Record, Store
 
-EXACT_POINT_METRICS = ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes")
-EXACT_TRAINING = ("images_seen", "epochs")
+EXACT_POINT_METRICS = ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes", "peak_memory_bytes")
+EXACT_TRAINING = ("images_seen", "epochs", "train_flops")
 TIMED_POINT_METRICS = ("latency_s", "load_s", "first_inference_s")
+TIMED_LOG_FIELDS = ("train_s", "epoch_s", "images_per_s", "cuda_peak_bytes")
 
 
 @dataclass
@@ -65,29 +70,47 @@ def seed_scratch_store(committed: Store, scratch: Store, teacher_ids: list[str])
         shutil.copytree(record.path, scratch.run_dir(rid), ignore=shutil.ignore_patterns("work"))
 
 
+def _log_rows(record: Record) -> list[dict]:
+    return [json.loads(line) for line in (record.path / "log.jsonl").read_text().splitlines()]
+
+
 def compare_records(committed: Record, fresh: Record) -> list[Moved]:
-    """Every compared quantity of one run: point metrics, predictions (max |logit difference|), training counts;
-    timings as measured quantities (exact=False)."""
-    rid, out = committed.run_id, []
-    old_points = committed.metrics["points"] + committed.metrics.get("extra_points", [])
-    new_points = fresh.metrics["points"] + fresh.metrics.get("extra_points", [])
-    for old, new in zip(old_points, new_points, strict=True):
+    """Every compared quantity of one run: the operating points (by name) and their metrics, the predictions (max
+    |logit difference|), the per-epoch log (losses, val accuracy, lr), training counts and parameter counts, a
+    teacher's weights; timings as measured quantities (exact=False). Anything the committed record has and the fresh
+    one lacks counts as moved (NaN)."""
+    rid, out, nan = committed.run_id, [], float("nan")
+
+    def points(rec: Record) -> dict[str, dict]:
+        return {p["point"]: p for p in rec.metrics["points"] + rec.metrics.get("extra_points", [])}
+
+    old_points, new_points = points(committed), points(fresh)
+    if list(old_points) != list(new_points):
+        out.append(Moved(rid, f"operating points {list(old_points)} -> {list(new_points)}", 0.0, 1.0, True))
+    for name, old in old_points.items():
+        new = new_points.get(name, {})
         for key in EXACT_POINT_METRICS + TIMED_POINT_METRICS:
-            if old.get(key) is not None and new.get(key) is not None:
-                out.append(Moved(rid, f"{old['point']}.{key}", old[key], new[key], key in EXACT_POINT_METRICS))
+            if old.get(key) is not None:
+                out.append(Moved(rid, f"{name}.{key}", old[key], new.get(key, nan), key in EXACT_POINT_METRICS))
     old_logits = load_file(str(committed.path / "predictions.safetensors"))
     new_logits = load_file(str(fresh.path / "predictions.safetensors"))
-    for name in sorted(old_logits):
-        diff = (old_logits[name].float() - new_logits[name].float()).abs().max().item()
+    for name in sorted(set(old_logits) | set(new_logits)):
+        same_shape = name in old_logits and name in new_logits and old_logits[name].shape == new_logits[name].shape
+        diff = (old_logits[name].float() - new_logits[name].float()).abs().max().item() if same_shape else nan
         out.append(Moved(rid, f"{name}.predictions (max |logit diff|)", 0.0, diff, True))
+    old_log, new_log = _log_rows(committed), _log_rows(fresh)
+    differing = sum(any(k not in TIMED_LOG_FIELDS and b.get(k, nan) != v for k, v in a.items())
+                    for a, b in zip(old_log, new_log)) + abs(len(old_log) - len(new_log))
+    out.append(Moved(rid, "log rows that differ (losses, val top-1, lr, counts)", 0.0, float(differing), True))
     if "teacher.safetensors" in committed.files:  # a teacher run: the weights students distil from, byte for byte
         same = fresh.files.get("teacher.safetensors", {}).get("sha256") == committed.teacher_sha256
         out.append(Moved(rid, "teacher.safetensors (1 = bytes differ)", 0.0, 0.0 if same else 1.0, True))
-    for key in EXACT_TRAINING:
-        out.append(Moved(rid, f"training.{key}", committed.metrics["training"][key], fresh.metrics["training"][key],
-                         True))
     old_t, new_t = committed.metrics["training"], fresh.metrics["training"]
-    out.append(Moved(rid, "training.train_flops", old_t["train_flops"], new_t["train_flops"], True))
+    for key in EXACT_TRAINING:
+        out.append(Moved(rid, f"training.{key}", old_t[key], new_t.get(key, nan), True))
+    for key in ("method_params", "extra_params"):
+        if key in committed.metrics:
+            out.append(Moved(rid, key, committed.metrics[key], fresh.metrics.get(key, nan), True))
     out.append(Moved(rid, "training.wall_clock_s", old_t["wall_clock_s"], new_t["wall_clock_s"], False))
     return out
 
@@ -115,7 +138,6 @@ def format_comparison(moved: list[Moved]) -> str:
 
 def environment_differences(committed: Record, env: dict) -> list[str]:
     """What differs between the committed run's environment and this one in ways that change numerics."""
-    import json
     old = json.loads((committed.path / "env.json").read_text())
     keys = ("cpu", "device", "gpu", "torch_threads")
     diffs = [f"{k}: {old.get(k)!r} -> {env.get(k)!r}" for k in keys if old.get(k) != env.get(k)]
@@ -124,5 +146,12 @@ def environment_differences(committed: Record, env: dict) -> list[str]:
     return diffs
 
 
-def scratch_store(path: str | None) -> Store:
-    return Store(path or tempfile.mkdtemp(prefix="progbench-fresh-"))
+def scratch_store(path: str | None, committed: Store) -> Store:
+    """An empty store for a fresh rerun (a new temporary folder by default); anything in it would count as cached."""
+    store = Store(path or tempfile.mkdtemp(prefix="progbench-fresh-"))
+    if store.root.resolve() == committed.root.resolve():
+        raise UserError(f"--scratch {path} is the committed store itself; give a new folder")
+    if store.root.exists() and any(store.root.iterdir()):
+        raise UserError(f"--scratch {path} is not empty: its runs would count as cached, not retrained; give a new "
+                        f"folder (or remove it)")
+    return store

@@ -261,7 +261,7 @@ def format_gpu_plan(suite, rows: list[dict], tflops: float, given: bool) -> str:
     lines += [f"to run: {len(todo)} runs, ~{hours:.1f} GPU-hours (~{hours / 24:.1f} GPU-days) at {rate}",
               "training FLOPs per run from its method's planned phases (forward + backward = 3 forward passes of the "
               "trained model, plus the teacher's forwards; within 5% of the cpu suite's measured records, PWL "
-              "within 15%), training steps only: validation and evaluation passes are not counted, and B-DISTIL is "
+              "within 17%), training steps only: validation and evaluation passes are not counted, and B-DISTIL is "
               "counted as if every round accepted its first candidate (a lower bound: the cpu suite's runs cost 2-2.5x "
               "that)",
               "small models (CIFAR-10 at batch 128) are bound by kernel launches, not FLOPs, on a GPU: expect such "

@@ -9,6 +9,7 @@ method stored for the same families, datasets and teacher runs.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E
 
 from bench.errors import UserError  # noqa: E402
 from bench.protocol import get_method  # noqa: E402
-from bench.store import Store  # noqa: E402
+from bench.store import Store, canonical_json  # noqa: E402
 from bench.suite import RunSpec, Suite, matches, parse_only  # noqa: E402
 from reports.generate import CURVE_LABEL, FAMILY_ORDER, human, mean_std, save_figure, tidy, write_table  # noqa: E402
 
@@ -66,7 +67,14 @@ def plan_comparison(suite: Suite, name: str, method_ref: str | None = None, conf
     for fam in families:
         seeds = (sorted({r.seed for r in kd if r.family == fam})
                  or sorted({r.seed for r in students if r.family == fam}) or [0])
-        runs += suite.add_runs({"method": ref, "families": [fam], "seeds": seeds, "config": config or {}}, where)
+        entry = {"method": ref, "families": [fam], "seeds": seeds, "config": config or {}}
+        kd_budgets = {canonical_json(r.spec["task"]["budget"]) for r in kd if r.family == fam}
+        if len(kd_budgets) > 1:
+            raise UserError(f"suite {suite.name} runs kd in family {fam} under {len(kd_budgets)} budgets; compare "
+                            f"needs one to give the method")
+        if kd_budgets:  # KD's own budget, also where the suite's kd entry overrides the family's
+            entry["budget"] = json.loads(kd_budgets.pop())
+        runs += suite.add_runs(entry, where)
     picked = [r for r in runs if matches(r, wanted)]
     if not picked:
         seeds = sorted({r.seed for r in runs})

@@ -142,15 +142,34 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Symbols the tables use, as LaTeX, so every .tex file compiles on its own (pdflatex, utf8 inputenc)
+TEX_SYMBOLS = {"±": r"$\pm$", "→": r"$\rightarrow$", "←": r"$\leftarrow$", "≤": r"$\leq$", "≥": r"$\geq$",
+               "≈": r"$\approx$", "Δ": r"$\Delta$", "×": r"$\times$", "−": r"$-$", "–": "--", "—": "---",
+               "·": r"$\cdot$", "…": r"\ldots{}", "✓": "yes"}
+
+
+def tex_text(text: str) -> str:
+    """Plain text as LaTeX: special characters escaped, the tables' symbols spelled out."""
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+        text = text.replace(a, b)
+    return tex_symbols(text)
+
+
+def tex_symbols(tex: str) -> str:
+    for a, b in TEX_SYMBOLS.items():
+        tex = tex.replace(a, b)
+    return tex
+
+
 def write_table(df: pd.DataFrame, out: Path, name: str, caption: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.md", out / f"{name}.csv", out / f"{name}.tex"]
     paths[0].write_text(f"{caption}\n\n" + df.to_markdown(index=False, disable_numparse=True) + "\n")
     df.to_csv(paths[1], index=False, lineterminator="\n")
-    latex = df.drop(columns=["run ids"], errors="ignore").to_latex(index=False, escape=True, caption=caption,
+    latex = df.drop(columns=["run ids"], errors="ignore").to_latex(index=False, escape=True, caption=tex_text(caption),
                                                                 label=f"tab:{name}")
-    latex = latex.replace("±", r"$\pm$")
-    paths[2].write_text(latex)
+    paths[2].write_text(tex_symbols(latex))  # cells were escaped by pandas; its caption argument is not
     return paths
 
 
@@ -213,6 +232,8 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
     df = tidy(records)
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("tables/*.*"), *out.glob("figures/*.*")]:  # generated folders: only this build's files
+        stale.unlink()
     tidy_path = out / "runs.csv"
     df.to_csv(tidy_path, index=False, lineterminator="\n", float_format="%.6g")
     written.append(tidy_path)

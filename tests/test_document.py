@@ -41,6 +41,9 @@ def test_winner_at_each_budget():
 @pytest.fixture(scope="module")
 def report(smoke_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
+    (out / "reports" / "tables").mkdir(parents=True)
+    (out / "reports" / "tables" / "crossmethod_area.md").write_text("stale, from another store\n\n| x |\n")
+    (out / "reports" / "tables" / "pwl_gone.csv").write_text("stale\n")
     readme = out / "README.md"
     readme.write_text(f"# mine\n\nbefore\n{document.README_START}\nstale\n{document.README_END}\nafter\n")
     written = build_report(smoke_store, out / "reports", readme)
@@ -49,6 +52,11 @@ def report(smoke_store, tmp_path_factory):
 
 def test_cross_method_section_covers_every_method_of_the_smoke_store(report, smoke_store):
     out, _ = report
+    assert not (out / "reports" / "tables" / "pwl_gone.csv").exists()  # only this build's files are read or kept
+    ablation = {r.run_id for r in Store(smoke_store).records()
+                if r.spec["method"] == "bdistil" and not r.spec["config"]["connections"]}
+    points = pd.read_csv(out / "reports" / "tables" / "crossmethod_points.csv", dtype=str)
+    assert ablation and not ablation & set(" ".join(points["run ids"]).split())  # the main configuration only
     area = pd.read_csv(out / "reports" / "tables" / "crossmethod_area.csv", dtype=str)
     methods = {m.split(" (")[0] for m in area.method}
     assert methods == {"scratch", "KD", "PWL", "SWS", "B-DISTIL"}  # the smoke suite runs all five
@@ -84,6 +92,10 @@ def test_the_document_in_every_format(report, smoke_store):
     tex = (reports / "report.tex").read_text()
     assert r"\toprule" in tex and tex.count(r"\begin{table}") == md.count("**Table `")
     assert tex.strip().endswith(r"\end{document}")
+    for path in [reports / "report.tex", *(reports / "tables").glob("*.tex")]:  # compiles with pdflatex + utf8
+        text = re.sub(r"\\(label|includegraphics)(\[[^\]]*\])?\{[^}]*\}", "", path.read_text())
+        assert not re.findall(r"(?<!\\)[%_#]", text), path  # escaped everywhere, captions included
+        assert all(ord(c) < 128 for c in text), (path, sorted({c for c in text if ord(c) >= 128}))
     readme = (out / "README.md").read_text()
     assert readme.startswith("# mine\n\nbefore\n") and readme.endswith("after\n") and "stale" not in readme
     assert "crossmethod_anytime.png" in readme and "| architecture" in readme

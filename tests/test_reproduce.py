@@ -45,3 +45,25 @@ def test_comparison_reports_what_moved(smoke_store):
     assert "student.params" not in off and "training.images_seen" not in off
     text = format_comparison(moved)
     assert "exact quantities moved" in text and "reproduced exactly" not in text
+
+
+def test_fresh_refuses_a_scratch_store_that_is_not_empty(smoke_store, tmp_path, capsys):
+    scratch = tmp_path / "scratch"
+    (scratch / "runs").mkdir(parents=True)
+    assert run_cli("reproduce", "--suite", "smoke", "--fresh", "method=kd,family=vgg,seed=1", "--results",
+                   str(smoke_store), "--scratch", str(scratch), "--no-progress") == 2
+    assert "is not empty: its runs would count as cached" in capsys.readouterr().err
+    assert run_cli("reproduce", "--suite", "smoke", "--fresh", "method=kd", "--results", str(smoke_store),
+                   "--scratch", str(smoke_store), "--no-progress") == 2
+    assert "is the committed store itself" in capsys.readouterr().err
+
+
+def test_comparison_counts_what_the_fresh_record_lacks(smoke_store, tmp_path):
+    """Records of different methods stand in for a rerun whose points, predictions and log do not match."""
+    records = {r.spec["method"]: r for r in Store(smoke_store).records() if r.spec["task"]["family"] == "vgg"}
+    moved = compare_records(records["pwl"], records["kd"])
+    off = {m.what for m in moved if m.exact and m.delta != 0}
+    assert any(w.startswith("operating points [") for w in off)
+    assert "SSSSS.test_top1" in off  # a point the fresh record lacks: NaN, counted as moved
+    assert "SSSSS.predictions (max |logit diff|)" in off and "student.predictions (max |logit diff|)" in off
+    assert "log rows that differ (losses, val top-1, lr, counts)" in off

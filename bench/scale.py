@@ -72,13 +72,14 @@ def model_cost(arch: str, num_classes: int, image_size: int, kwargs: dict) -> tu
     """Unique parameters (shared weights once) and forward FLOPs per image at batch 1, both on the meta device."""
     import torch
 
+    from .evaluate import count_params
     from .models import create_model
     from .runner import forward_flops
     key = (arch, num_classes, _key(kwargs))
     if key not in _PARAMS:
         with torch.device("meta"):
             model = create_model(arch, num_classes=num_classes, **kwargs)
-        _PARAMS[key] = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        _PARAMS[key] = count_params(model)
     return _PARAMS[key], forward_flops(arch, num_classes, image_size, kwargs)
 
 

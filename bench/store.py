@@ -71,6 +71,10 @@ class Record:
     metrics: dict
     files: dict  # record.json's manifest: file name -> {"sha256", "bytes"}
 
+    def env(self) -> dict:
+        """The environment the record was written in (``env.json``)."""
+        return json.loads((self.path / "env.json").read_text())
+
     @property
     def teacher_weights(self) -> Path:
         return self.path / "teacher.safetensors"

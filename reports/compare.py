@@ -18,20 +18,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from bench.errors import UserError  # noqa: E402
 from bench.protocol import get_method  # noqa: E402
 from bench.store import Store, canonical_json  # noqa: E402
 from bench.suite import RunSpec, Suite, matches, parse_only  # noqa: E402
-from reports.generate import CURVE_LABEL, FAMILY_ORDER, human, mean_std, save_figure, tidy, write_table  # noqa: E402
+from reports.generate import (  # noqa: E402
+    CURVE_LABEL,
+    STYLES,
+    changed_fields,
+    family_order,
+    human,
+    log_axis,
+    mean_std,
+    save_figure,
+    tidy,
+    write_table,
+)
 
 SETTING = ["model", "variant", "config", "arch", "epochs", "method_version"]  # rows differing in these never averaged
 RANK = {"teacher": 0, "scratch": 1, "kd": 2}  # baselines in this order, then the others by name, then the new method
-# the report's colours where it has them; distinct ones where two methods share a colour there but a panel here
-STYLE = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"),
-         "sws": ("tab:green", "v"), "des_scratch": ("tab:gray", "o"), "des_pretrain": ("tab:purple", "P"),
-         "bdistil": ("tab:brown", "o"), "resched": ("tab:cyan", "s"), "noresched": ("tab:olive", "^")}
+# the report's colours, except where two methods share a colour there but a panel here
+STYLE = {**STYLES, "bdistil": ("tab:brown", "o"), "resched": ("tab:cyan", "s"), "noresched": ("tab:olive", "^")}
 NEW_STYLE = {"color": "tab:orange", "marker": "D", "linewidth": 2.5, "markersize": 7, "zorder": 5}
 
 
@@ -116,8 +125,7 @@ def _order(item) -> tuple:
 
 def _groups(df: pd.DataFrame, method: str):
     """(panel, setting) groups in table order: families as the report orders them, baselines, then the method."""
-    panels = [f for f in FAMILY_ORDER if f in set(df.panel)] + sorted(set(df.panel) - set(FAMILY_ORDER))
-    for panel in panels:
+    for panel in family_order(df.panel):
         sub = df[df.panel == panel]
         for setting, g in sorted(sub.groupby(SETTING, sort=True), key=_order):
             yield panel, setting, g
@@ -158,7 +166,7 @@ def comparison_figure(df: pd.DataFrame, method: str, out: Path) -> list[Path]:
     """Test top-1 vs FLOPs per image, one panel per family: the method highlighted, every baseline beside it in its
     default configuration (mean ± std over seeds as error bars)."""
     # one curve per baseline: its default configuration, else the one closest to it (fewest fields changed)
-    changed = df.variant.str.count(";") + (df.variant != "default")
+    changed = df.variant.map(changed_fields)
     df = df[df.new | (changed == changed.groupby([df.panel, df.model]).transform("min"))]
     panels = list(dict.fromkeys(panel for panel, _, _ in _groups(df, method)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
@@ -177,10 +185,7 @@ def comparison_figure(df: pd.DataFrame, method: str, out: Path) -> list[Path]:
             ax.errorbar(agg.flops, agg["mean"] * 100, yerr=agg["std"].fillna(0) * 100, capsize=3,
                         linestyle="-" if len(agg) > 1 else "none",
                         label=f"{label}, {arch}, {epochs} ep (n={int(agg.n.max())})", **style)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(EngFormatter(places=0))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, EngFormatter(places=0))
         ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("FLOPs per image")
         ax.set_title(f"{method} · {panel}")

@@ -23,9 +23,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter
 
-from reports.generate import human, mean_std, save_figure, write_table
+from reports.generate import changed_fields, human, log_axis, mean_std, save_figure, write_table
 
 METHODS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "sws": "SWS", "bdistil": "B-DISTIL"}
 STYLES = {"scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"), "sws": ("tab:green", "v"),
@@ -52,7 +52,7 @@ def _main_configuration(g: pd.DataFrame) -> pd.DataFrame:
     """The rows of one setting (family, config, budget, method version, architecture) of a method: the one closest to
     its defaults (fewest changed fields), then the one with most seeds. Settings are never averaged together."""
     keys = g.groupby(SETTING).agg(variant=("variant", "first"), seeds=("seed", "nunique"))
-    keys["changes"] = keys.variant.map(lambda v: 0 if v == "default" else len(v.split(";")))
+    keys["changes"] = keys.variant.map(changed_fields)
     best = keys.sort_values(["changes", "seeds"], ascending=[True, False], kind="stable").index[0]
     return g[(g[SETTING] == pd.Series(best, index=SETTING)).all(axis=1)]
 
@@ -201,11 +201,8 @@ def figure(pts: pd.DataFrame, teachers: pd.DataFrame, chance: float, out: Path) 
             ax.plot([1.0], [teacher.test_top1 * 100], marker="*", color="k", markersize=9, linestyle="none",
                     label="teacher")
             ax.axhline(chance * 100, color="k", linewidth=0.6, linestyle=":")
-            ax.set_xscale("log")
+            log_axis(ax, FuncFormatter(lambda v, _: f"{v:g}"))  # 0.05, 0.1, 0.2, ... 1
             ax.set_xlim(lo / 1.6, 1.6 * max(1.0, panel[f"{axis}_fraction"].max()))
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.05, 0.1, 0.2, ... 1
-            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(f"{name} / teacher's")
             ax.grid(alpha=0.3)
             if row == 0:

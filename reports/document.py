@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +82,12 @@ SECTIONS = [
 CLAIMS_TABLES = ("pwl_claims", "sws_claims", "bdistil_claims")
 
 
+def families_by_verdict(claims: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """claim -> verdict -> the families with that verdict (claims and verdicts in the order they appear)."""
+    return {claim: {verdict: family_order(h.family) for verdict, h in g.groupby("verdict", sort=False)}
+            for claim, g in claims.groupby("claim", sort=False)}
+
+
 def claims_summary(tables: Path) -> pd.DataFrame:
     """Per claim, the families where it holds and where it does not, from the claims tables."""
     frames = [pd.read_csv(tables / f"{name}.csv", dtype=str, keep_default_na=False)
@@ -92,18 +97,15 @@ def claims_summary(tables: Path) -> pd.DataFrame:
         return pd.DataFrame()
     claims = pd.concat([f[["claim", "family", "verdict"]] for f in frames], ignore_index=True)
     verdicts = list(dict.fromkeys(["holds", "does not hold", *claims.verdict]))
-    rows = []
-    for claim, g in claims.groupby("claim", sort=False):
-        rows.append({"claim": claim, **{f"{v} in": ", ".join(family_order(g.family[g.verdict == v]))
-                                        for v in verdicts}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"claim": claim, **{f"{v} in": ", ".join(by.get(v, [])) for v in verdicts}}
+                         for claim, by in families_by_verdict(claims).items()])
 
 
 def run_index(records: list[Record]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per run, one row per distinct environment) from the records."""
     rows, envs = [], {}
     for rec in sorted(records, key=lambda r: r.run_id):
-        env = json.loads((rec.path / "env.json").read_text())
+        env = rec.env()
         machine = (env.get("cpu"), env.get("cpu_count"), env.get("gpu"), env.get("torch_threads"),
                    env.get("packages", {}).get("torch"), env.get("python"))
         envs.setdefault(machine, []).append(rec.run_id)
@@ -127,9 +129,8 @@ def findings(tables: Path, section: Section) -> list[str]:
     if found is None or found[1].empty:
         return []
     lines = []
-    for claim, g in found[1].groupby("claim", sort=False):
-        parts = [f"{verdict} on {', '.join(family_order(h.family))}" for verdict, h in g.groupby("verdict", sort=False)]
-        lines.append(f"{claim}: {'; '.join(parts)}.")
+    for claim, by in families_by_verdict(found[1]).items():
+        lines.append(f"{claim}: " + "; ".join(f"{verdict} on {', '.join(fams)}" for verdict, fams in by.items()) + ".")
     return lines
 
 

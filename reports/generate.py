@@ -24,6 +24,9 @@ from bench.store import Record, Store, canonical_json  # noqa: E402
 plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9})
 FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 FAMILY_ORDER = ["vgg", "resnet", "vit"]
+STYLES = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"),
+          "sws": ("tab:green", "v"), "des_scratch": ("tab:gray", "o"), "des_pretrain": ("tab:purple", "P"),
+          "bdistil": ("tab:red", "o"), "resched": ("tab:blue", "s"), "noresched": ("tab:green", "^")}
 ROLE_LABEL = {"teacher": "teacher", "scratch": "scratch student", "kd": "KD student"}
 CURVE_LABEL = {**ROLE_LABEL, "pwl": "PWL, teacher blocks loaded from the input side", "sws": "SWS Des-Nets",
                "des_scratch": "Des-Nets from scratch", "des_pretrain": "Des-Nets pre-trained + fine-tuned",
@@ -41,6 +44,11 @@ def variant(spec: dict) -> str:
     changed = {k: v for k, v in spec["config"].items() if defaults.get(k) != v}
     return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(changed.items())
                     ) or "default"
+
+
+def changed_fields(variant_name: str) -> int:
+    """How many config fields a ``variant`` changes from the method's defaults (the main configuration has fewest)."""
+    return 0 if variant_name == "default" else len(variant_name.split(";"))
 
 
 def tidy(records: list[Record]) -> pd.DataFrame:
@@ -173,6 +181,14 @@ def write_table(df: pd.DataFrame, out: Path, name: str, caption: str) -> list[Pa
     return paths
 
 
+def log_axis(ax, formatter) -> None:
+    """A log x axis with labelled ticks at 1, 2 and 5 of each decade (ticks inside a single decade too)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(formatter)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def save_figure(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -193,14 +209,11 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
     if not panels:
         return []
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    styles = {"teacher": ("k", "*"), "scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"),
-              "sws": ("tab:green", "v"), "des_scratch": ("tab:gray", "o"), "des_pretrain": ("tab:purple", "P"),
-              "bdistil": ("tab:red", "o"), "resched": ("tab:blue", "s"), "noresched": ("tab:green", "^")}
     for ax, (dataset, family) in zip(axes[0], panels):
         sub = df[(df.dataset == dataset) & (df.family == family)]
         budgets = sub.groupby("model").epochs.agg(["nunique", "min"])  # a method with two budgets: say which is which
         for (model, arch, _, epochs), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
-            color, marker = styles.get(model, (None, "D"))
+            color, marker = STYLES.get(model, (None, "D"))
             two_budgets = budgets.loc[model, "nunique"] > 1
             if two_budgets and epochs != budgets.loc[model, "min"]:
                 color = None
@@ -210,10 +223,7 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
                         capsize=3, linestyle="-" if len(agg) > 1 else "none",
                         label=f"{CURVE_LABEL.get(model, model)}, {arch}"
                               + (f", {epochs} ep" if two_budgets else "") + f" (n={int(agg.n.max())})")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # ticks inside a single decade too
-        ax.xaxis.set_major_formatter(EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels
         ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("FLOPs per image")
         ax.set_title(f"{family} · {dataset}")

@@ -19,11 +19,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter
 from safetensors.torch import load_file
 
 from bench.store import Record
-from reports.generate import FAMILY_ORDER, human, mean_std, save_figure, write_table
+from reports.generate import FAMILY_ORDER, human, log_axis, mean_std, save_figure, write_table
 
 PUBLISHED = Path(__file__).parent / "data" / "pwl_published.csv"
 PAPER_BLOCKS = 4
@@ -267,10 +267,7 @@ def loading_figure(df: pd.DataFrame, tl: pd.DataFrame, out: Path) -> list[Path]:
     ax.plot([], [], "*k", ms=10, label="teacher (last stage)")
     ax.plot([], [], "sk", mfc="none", label="the PWL student, one file, loaded whole")
     ax.plot([], [], "Dk", mfc="none", label="the teacher's weights, one file, loaded whole")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    log_axis(ax, FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("time since the start of loading until the stage's first answer (ms, warm cache, median)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("PWL progressive loading, " + ", ".join(sorted(set(warm.dataset))))

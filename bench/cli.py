@@ -17,6 +17,52 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="results store folder (default: ./results or $PROGBENCH_RESULTS)")
 
 
+def _placement(p: argparse.ArgumentParser) -> None:
+    """Settings that enter every run's spec (they move its numbers); over the suite's executor section."""
+    p.add_argument("--threads-per-worker", "--threads", dest="threads_per_worker", type=int, default=None,
+                   help="CPU threads of each process of a run; part of the run's spec (default: the suite's "
+                        "executor.threads_per_worker, else 2, the setting of the committed runs)")
+    p.add_argument("--nproc-per-run", type=int, default=None,
+                   help="data-parallel processes per run (gloo on CPU, NCCL on CUDA); part of the spec (default 1)")
+
+
+def _executor(p: argparse.ArgumentParser) -> None:
+    _placement(p)
+    p.add_argument("--executor", choices=["local", "slurm"], default=None,
+                   help="local: worker processes on this machine (default); slurm: one job per run via submitit")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local: runs trained at once (default: cores / (threads x processes per run))")
+    g = p.add_argument_group("slurm (or the executor.slurm section of the suite or config file)")
+    g.add_argument("--partition")
+    g.add_argument("--time", help="time limit per job: minutes or [D-]HH:MM[:SS] (default 24 h)")
+    g.add_argument("--cpus-per-task", type=int, help="default: the run's threads")
+    g.add_argument("--gpus-per-task", type=int, help="default: 1 with --device cuda, else 0")
+    g.add_argument("--mem-gb", type=int)
+    g.add_argument("--account")
+    g.add_argument("--qos")
+    g.add_argument("--sbatch", action="append", metavar="KEY=VALUE", help="any other sbatch option (repeatable)")
+    g.add_argument("--wait", action="store_true", help="slurm: wait until every submitted job has ended")
+
+
+def _executor_settings(args) -> dict:
+    """The command line's executor settings (None: not given)."""
+    cli = {"name": getattr(args, "executor", None), "workers": getattr(args, "workers", None),
+           "threads_per_worker": args.threads_per_worker, "nproc_per_run": args.nproc_per_run}
+    slurm = {k: getattr(args, k, None) for k in ("partition", "time", "cpus_per_task", "gpus_per_task", "mem_gb",
+                                                 "account", "qos")}
+    extra = getattr(args, "sbatch", None) or []
+    if extra:
+        from .errors import UserError
+        bad = [e for e in extra if "=" not in e]
+        if bad:
+            raise UserError(f"--sbatch {bad[0]!r}: give KEY=VALUE, e.g. --sbatch exclusive=true")
+        slurm["sbatch"] = dict(e.split("=", 1) for e in extra)
+    slurm = {k: v for k, v in slurm.items() if v is not None}
+    if slurm:
+        cli["slurm"] = slurm
+    return {k: v for k, v in cli.items() if v is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="progbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="estimate training time for this device: cpu (the store's measured rate; default) or cuda "
                         "(GPU-hours per run and family at --gpu-tflops, and the data each family needs)")
+    _placement(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="local workers the wall-clock estimate assumes (default: as `progbench run` would use)")
     p.add_argument("--gpu-tflops", type=float, default=None,
                    help="sustained training rate assumed with --device cuda, TFLOP/s (default: H100 SXM dense bf16 "
                         "peak 989 x 0.35 assumed utilisation)")
@@ -41,8 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="as for plan")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    _executor(p)
+    _common(p)
+
+    p = sub.add_parser("status", help="per run of a suite: done, running (where, epoch), queued, failed (log), "
+                                      "partial or missing")
+    p.add_argument("suite")
+    p.add_argument("--only", help="as for plan")
+    _placement(p)
     _common(p)
 
     p = sub.add_parser("report", help="rebuild the tables and figures under reports/ from the store")
@@ -62,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
+    _placement(p)
     _common(p)
 
     p = sub.add_parser("models", help="params and FLOPs of every architecture preset")
@@ -83,8 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: reports/compare/NAME)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
+    _placement(p)
     _common(p)
     return parser
 
@@ -97,7 +155,7 @@ def cmd_plan(args) -> int:
     from .suite import load_suite
     if args.gpu_tflops is not None and (args.device != "cuda" or args.gpu_tflops <= 0):
         raise UserError("--gpu-tflops is a positive rate for the GPU estimate; give it with --device cuda")
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, _executor_settings(args))
     if args.models:
         print(scale.format_models(suite, scale.compare(scale.suite_models(suite, args.only),
                                                        scale.published_models())))
@@ -106,26 +164,65 @@ def cmd_plan(args) -> int:
         rows = scale.gpu_plan(suite, Store(args.results), args.only, tflops)
         print(scale.format_gpu_plan(suite, rows, tflops, given=args.gpu_tflops is not None))
     else:
-        print(format_plan(suite, plan(suite, Store(args.results), args.only)))
+        from .executors.local import default_workers
+        runs = suite.select(args.only)
+        workers = args.workers or suite.executor.workers or default_workers(runs)
+        print(format_plan(suite, plan(suite, Store(args.results), args.only), workers))
     return 0
 
 
-def cmd_run(args) -> int:
-    import torch
-
-    from .runner import Runtime, parse_device, run_suite
+def _runtime(args, store=None):
+    from .runner import Runtime, parse_device
     from .store import Store
-    from .suite import load_suite
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    suite = load_suite(args.suite)
     if args.data_root:
         os.environ["PROGBENCH_DATA"] = args.data_root
-    rt = Runtime(Store(args.results), parse_device(args.device), args.data_root, progress=not args.no_progress)
-    t0 = time.perf_counter()
-    ran = run_suite(suite, rt, args.only)
-    print(f"suite {suite.name}: {len(ran)} run(s) trained in {(time.perf_counter() - t0) / 60:.1f} min; "
-          f"the rest were cached")
+    return Runtime(store or Store(args.results), parse_device(args.device), args.data_root,
+                   progress=not args.no_progress)
+
+
+def _finish(outcome, what: str) -> int:
+    """The one summary line of a local training, failures one line each on stderr; the exit status."""
+    print(f"{what}: {len(outcome.trained)} run(s) trained in {outcome.minutes:.1f} min, {len(outcome.cached)} "
+          f"cached" + (f", {len(outcome.failed)} failed" if outcome.failed else "")
+          + (f", {len(outcome.skipped)} skipped (teacher failed)" if outcome.skipped else ""))
+    for message in outcome.failed.values():
+        print(f"progbench: run failed: {message}", file=sys.stderr)
+    if outcome.interrupted:
+        print("progbench: interrupted; finished epochs are checkpointed, `progbench run` resumes them",
+              file=sys.stderr)
+        return 130
+    return 1 if outcome.failed else 0
+
+
+def cmd_run(args) -> int:
+    from .executors import train_missing
+    from .suite import load_suite
+    suite = load_suite(args.suite, _executor_settings(args))
+    rt = _runtime(args)
+    if suite.executor.name == "slurm":
+        from .executors import slurm
+        runs = suite.select(args.only)
+        jobs = slurm.submit(runs, rt.store, suite.executor, args.device, args.data_root)
+        print(f"suite {suite.name}: {len(jobs)} run(s) queued or running on Slurm, "
+              f"{sum(rt.store.status(r.run_id) == 'done' for r in runs)} done; `progbench status {args.suite}` "
+              f"follows them")
+        if args.wait and jobs:
+            final = slurm.wait(jobs, rt.store)
+            bad = {rid: s for rid, s in final.items() if s != "done"}
+            for rid, state in bad.items():
+                print(f"progbench: run {state}: {rid} (`progbench status {args.suite}` shows its log)",
+                      file=sys.stderr)
+            return 1 if bad else 0
+        return 0
+    return _finish(train_missing(suite, rt, args.only), f"suite {suite.name}")
+
+
+def cmd_status(args) -> int:
+    from .status import format_status, suite_status
+    from .store import Store
+    from .suite import load_suite
+    suite = load_suite(args.suite, _executor_settings(args))
+    print(format_status(suite, suite_status(suite, Store(args.results), args.only)))
     return 0
 
 
@@ -138,22 +235,20 @@ def cmd_report(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    import torch
-
     from . import reproduce
     from .errors import UserError
-    from .runner import Runtime, parse_device, run_suite
+    from .executors import train_missing
     from .store import Store
     from .suite import load_suite, matches, parse_only
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.data_root:
-        os.environ["PROGBENCH_DATA"] = args.data_root
-    suite, committed, device = load_suite(args.suite), Store(args.results), parse_device(args.device)
+    suite, committed = load_suite(args.suite, _executor_settings(args)), Store(args.results)
+    rt = _runtime(args, committed)
     if not args.fresh:
         from reports.generate import build_report
         t0 = time.perf_counter()
-        ran = run_suite(suite, Runtime(committed, device, args.data_root, progress=not args.no_progress))
+        outcome = train_missing(suite, rt)
+        if outcome.failed or outcome.interrupted:
+            return _finish(outcome, f"reproduce {suite.name}")
+        ran = outcome.trained
         before = reproduce.file_digests(Path(args.out), *([Path(args.readme)] if args.readme else []))
         written = build_report(args.results, args.out, args.readme)
         changed, same = reproduce.report_changes(before, written)
@@ -166,10 +261,13 @@ def cmd_reproduce(args) -> int:
     copied = sorted({r.run_id for r in selected if r.is_teacher and not matches(r, wanted)})
     scratch = reproduce.scratch_store(args.scratch, committed)
     reproduce.seed_scratch_store(committed, scratch, copied)
-    rt = Runtime(scratch, device, args.data_root, progress=not args.no_progress)
+    rt = _runtime(args, scratch)
     print(f"fresh: retraining {len(selected) - len(copied)} run(s) into {scratch.root}"
           + (f" (teachers copied from {committed.root}: {', '.join(copied)})" if copied else ""))
-    ran = run_suite(suite, rt, args.fresh)
+    outcome = train_missing(suite, rt, args.fresh)
+    if outcome.failed or outcome.interrupted:
+        return _finish(outcome, "fresh")
+    ran = outcome.trained
     if len(ran) != len(selected) - len(copied):  # cannot happen in an empty store: say so rather than compare
         raise UserError(f"--scratch {scratch.root}: {len(selected) - len(copied) - len(ran)} run(s) were "
                                   f"found cached there instead of retrained")
@@ -227,13 +325,10 @@ def cmd_methods(args) -> int:
 def cmd_compare(args) -> int:
     import json
 
-    import torch
-
     from reports.compare import build_comparison, plan_comparison
 
     from .errors import UserError
-    from .runner import Runtime, parse_device, run_suite
-    from .store import Store
+    from .executors import train_missing
     from .suite import Suite, load_suite
     try:
         config = json.loads(args.config) if args.config else {}
@@ -241,17 +336,14 @@ def cmd_compare(args) -> int:
         raise UserError(f"--config is not valid JSON ({exc}); give an object, e.g. '{{\"T\": 2}}'") from None
     if not isinstance(config, dict):
         raise UserError(f"--config must be a JSON object of config fields, e.g. '{{\"T\": 2}}', not {args.config!r}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.data_root:
-        os.environ["PROGBENCH_DATA"] = args.data_root
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, _executor_settings(args))
     comparison = plan_comparison(suite, args.name, args.method, config, args.only)
-    rt = Runtime(Store(args.results), parse_device(args.device), args.data_root, progress=not args.no_progress)
-    t0 = time.perf_counter()
-    ran = run_suite(Suite(suite.name, suite.path, comparison.teachers + comparison.runs), rt)
-    print(f"compare {comparison.method}: {len(ran)} run(s) trained in {(time.perf_counter() - t0) / 60:.1f} min; "
-          f"the rest were cached")
+    rt = _runtime(args)
+    outcome = train_missing(Suite(suite.name, suite.path, comparison.teachers + comparison.runs,
+                                  executor=suite.executor), rt)
+    status = _finish(outcome, f"compare {comparison.method}")
+    if status:
+        return status
     out = args.out or os.path.join("reports", "compare", comparison.method)
     table, written, notes = build_comparison(rt.store, comparison, out)
     print(table, end="")
@@ -261,7 +353,8 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "report": cmd_report, "reproduce": cmd_reproduce, "models": cmd_models,
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "report": cmd_report, "reproduce": cmd_reproduce,
+            "models": cmd_models,
             "methods": cmd_methods, "compare": cmd_compare}
 
 

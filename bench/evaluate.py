@@ -23,8 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import data as datamod
 from .models import prepare_for_device
+from .precision import autocast
 from .protocol import OperatingPoint
-from .train import autocast
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from torch import nn
 
 from .evaluate import unique_tensors
 from .models import prepare_for_device, wants_channels_last
-from .train import autocast
+from .precision import autocast
 
 INDEX = "stages.json"
 

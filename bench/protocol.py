@@ -109,11 +109,22 @@ class Task:
     teacher_kwargs: dict = field(default_factory=dict)
     teacher_run: str | None = None  # run id of the teacher in the store
     role: str = "student"  # "teacher" runs produce the teachers other runs distil from
+    # How the run's arithmetic is laid out, which moves its numbers (float reduction order): CPU threads per process
+    # and data-parallel processes. The defaults are what every run before these fields were added used (2 threads,
+    # one process); they are left out of the spec, so those runs keep their ids.
+    threads: int = 2
+    world_size: int = 1
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["dataset"] = self.dataset.to_dict()
+        for key, default in PLACEMENT_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
         return d
+
+
+PLACEMENT_DEFAULTS = {"threads": 2, "world_size": 1}
 
 
 @dataclass
@@ -170,6 +181,36 @@ class Context:
         prep = Preprocess(self.data.mean, self.data.std, self.task.budget.augment_spec, self.device)
         return predict(model, split, prep, self.device, self.task.budget.precision, batch_size)
 
+    @torch.no_grad()
+    def estimate_bn_statistics(self, model: nn.Module, split, only: nn.Module | None = None,
+                               max_images: int | None = None, batch_size: int = 500) -> None:
+        """Re-estimate the running statistics of every BatchNorm in ``only`` (default: all of ``model``) from
+        ``model``'s own forward passes over a split (un-augmented, at the run's precision; exact averages, not
+        momentum); the weights, and every other BatchNorm, stay as they are."""
+        from .data import Preprocess, batches
+        from .precision import autocast
+        norms = [m for m in (only or model).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        prep = Preprocess(self.data.mean, self.data.std, self.task.budget.augment_spec, self.device)
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+        model.eval()
+        for m in norms:
+            m.train()
+        seen = 0
+        with autocast(self.device, self.task.budget.precision):
+            for _, images, _ in batches(split, batch_size, shuffle=False):
+                model(prep(images, train=False))
+                seen += len(images)
+                if max_images and seen >= max_images:
+                    break
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
+
 
 class Method(nn.Module):
     """Base class of every method: subclass, set ``name``/``version``/``Config``, implement two methods."""
@@ -205,6 +246,18 @@ class Method(nn.Module):
         return []
 
     @classmethod
+    def config_spec(cls, config) -> dict:
+        """The config as it enters a run's spec: every field, except those added after runs were recorded
+        (:func:`later_field`) while they hold the value that reproduces those runs, so their ids stay."""
+        out = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if f.metadata.get("legacy", _NO_LEGACY) == value:
+                continue
+            out[f.name] = value
+        return out
+
+    @classmethod
     def make_config(cls, overrides: dict | None) -> Any:
         overrides = overrides or {}
         known = {f.name for f in dataclasses.fields(cls.Config)}
@@ -213,6 +266,15 @@ class Method(nn.Module):
             raise UserError(f"method {cls.name}: unknown config field(s) {sorted(unknown)}; "
                             f"known: {sorted(known) or 'none'}")
         return cls.Config(**overrides)
+
+
+_NO_LEGACY = object()
+
+
+def later_field(default, legacy=_NO_LEGACY, doc: str = ""):
+    """A config field added after runs were recorded: it enters a run's spec only when it differs from ``legacy``
+    (the behaviour those runs had; by default the field's default), so their ids, and so their records, stay valid."""
+    return field(default=default, metadata={"legacy": default if legacy is _NO_LEGACY else legacy, "doc": doc})
 
 
 def _load_reference(ref: str) -> type:

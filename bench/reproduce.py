@@ -139,7 +139,7 @@ def format_comparison(moved: list[Moved]) -> str:
 def environment_differences(committed: Record, env: dict) -> list[str]:
     """What differs between the committed run's environment and this one in ways that change numerics."""
     old = committed.env()
-    keys = ("cpu", "device", "gpu", "torch_threads")
+    keys = ("cpu", "device", "gpu")  # threads and processes per run are in the spec itself
     diffs = [f"{k}: {old.get(k)!r} -> {env.get(k)!r}" for k in keys if old.get(k) != env.get(k)]
     diffs += [f"{p} {v} -> {env['packages'].get(p)}" for p, v in old.get("packages", {}).items()
               if env.get("packages", {}).get(p) != v and p != "progbench"]

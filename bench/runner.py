@@ -13,7 +13,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data as datamod
-from . import progressive, protocol
+from . import distributed, progressive, protocol
+from .distributed import SINGLE, World
 from .env import environment
 from .errors import UserError
 from .evaluate import EvalSettings, evaluate_point, point_info, score_point
@@ -67,10 +68,16 @@ def load_teacher(task: protocol.Task, store: Store, num_classes: int, device: to
     return teacher, record.teacher_sha256
 
 
-def execute(run: RunSpec, rt: Runtime) -> dict:
-    """Train one run (resuming if interrupted), evaluate its anytime family, write its record; returns metrics."""
+def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, should_stop=None) -> dict | None:
+    """Train one run (resuming if interrupted), evaluate its anytime family, write its record; returns metrics.
+
+    With several processes (``world``), every rank trains its share of each batch and rank 0 alone evaluates and
+    writes (the others return None). ``on_epoch(row, epochs)`` hears of each finished epoch; ``should_stop()``,
+    asked after each checkpoint, stops the run there (:class:`~bench.train.Interrupted`).
+    """
     task, spec, rid = run.task, run.spec, run.run_id
-    device = rt.device
+    torch.set_num_threads(task.threads)  # part of the spec: the thread count moves the numbers
+    device = distributed.local_device(rt.device, world)
     if device.type == "cuda" and task.budget.precision == "bf16" and not torch.cuda.is_bf16_supported(False):
         raise UserError(f"run {rid}: its budget trains in bf16, which {torch.cuda.get_device_name(device)} lacks "
                         f"(bf16 needs an Ampere or newer GPU); set the budget's precision: fp32 (a new run)")
@@ -89,11 +96,13 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
     prepare_for_device(method, device)
     work = rt.store.work_dir(rid)
     trainer = Trainer(method, data, task.budget, task.seed, device, work, run_label=run.label, progress=rt.progress,
-                      inputs=inputs)
+                      inputs=inputs, world=world, on_epoch=on_epoch, should_stop=should_stop)
     try:
         state = trainer.run()
     except TrainingError as exc:
         raise RunFailed(f"run {rid}: {exc}") from None
+    if not world.is_main:
+        return None
     t_eval = time.perf_counter()
     points = method.anytime_family()
     check_family(points, f"run {rid}: method {method_cls.name}")
@@ -139,7 +148,8 @@ def execute(run: RunSpec, rt: Runtime) -> dict:
         "method_params": sum(p.numel() for p in method_params.values()),
         "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
     }
-    rt.store.write(rid, spec, rt.env, metrics, state.log, predictions,
+    env = {**rt.env, "torch_threads": torch.get_num_threads(), **({"world_size": world.size} if world.size > 1 else {})}
+    rt.store.write(rid, spec, env, metrics, state.log, predictions,
                    teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)
     del method, teacher
     gc.collect()
@@ -176,13 +186,28 @@ def train_size(spec: datamod.DatasetSpec) -> int:
     return per_class * spec.num_classes
 
 
-def training_rate(records: list) -> float:
-    """Training FLOPs per second achieved by finished runs (a default when there are none)."""
-    done = [r for r in records if r.metrics["training"]["wall_clock_s"] > 0]
-    if not done:
-        return DEFAULT_TRAIN_FLOPS_PER_S
-    return sum(r.metrics["training"]["train_flops"] for r in done) / sum(
-        r.metrics["training"]["wall_clock_s"] for r in done)
+def training_rate(records: list, threads: int | None = None) -> float:
+    """Training FLOPs per second achieved by finished runs at ``threads`` threads per process (all runs when None;
+    a default when there are none). Another thread count's rate is scaled in proportion (a pessimistic guess: on
+    this machine two 1-thread runs side by side train 1.2-1.7x one 2-thread run, not 1x)."""
+    def rate(recs: list) -> float | None:
+        done = [r for r in recs if r.metrics["training"]["wall_clock_s"] > 0]
+        if not done:
+            return None
+        return sum(r.metrics["training"]["train_flops"] for r in done) / sum(
+            r.metrics["training"]["wall_clock_s"] for r in done)
+    if threads is None:
+        return rate(records) or DEFAULT_TRAIN_FLOPS_PER_S
+    same = rate([r for r in records if _threads(r.spec) == threads])
+    if same:
+        return same
+    by_threads = {t: rate([r for r in records if _threads(r.spec) == t]) for t in {_threads(r.spec) for r in records}}
+    base_threads, base = max(((t, v) for t, v in by_threads.items() if v), default=(2, DEFAULT_TRAIN_FLOPS_PER_S))
+    return base * threads / base_threads
+
+
+def _threads(spec: dict) -> int:
+    return spec["task"].get("threads", protocol.PLACEMENT_DEFAULTS["threads"])
 
 
 def estimate_seconds(run: RunSpec, rate: float) -> float:
@@ -205,7 +230,6 @@ def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
     seed, else an estimate from FLOPs at the store's measured rate."""
     rows = []
     records = store.records()  # verified once (checksums), then read from memory
-    rate = training_rate(records)
     measured: dict[str, list[float]] = {}
     for rec in records:
         measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
@@ -214,13 +238,28 @@ def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
         record = found.record
         siblings = measured.get(_same_but_seed(run.spec))
         seconds = (record.metrics["training"]["wall_clock_s"] if record
-                   else sum(siblings) / len(siblings) if siblings else estimate_seconds(run, rate))
+                   else sum(siblings) / len(siblings) if siblings
+                   else estimate_seconds(run, training_rate(records, run.task.threads)))
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
-                     "status": found.status, "train_min": seconds / 60, "estimated": record is None})
+                     "status": found.status, "train_min": seconds / 60, "estimated": record is None,
+                     "teacher": run.depends_on})
     return rows
 
 
-def format_plan(suite: Suite, rows: list[dict]) -> str:
+def wall_clock(rows: list[dict], workers: int) -> float:
+    """Minutes until every missing run is trained by ``workers`` concurrent runners: teachers first, a student no
+    earlier than its teacher's end, each run on the runner free first (list scheduling)."""
+    free = [0.0] * max(1, workers)
+    ends: dict[str, float] = {}
+    todo = [r for r in rows if r["status"] != "done"]
+    for r in sorted(todo, key=lambda r: r["teacher"] is not None):
+        k = min(range(len(free)), key=free.__getitem__)
+        start = max(free[k], ends.get(r["teacher"], 0.0))
+        ends[r["run"]] = free[k] = start + r["train_min"]
+    return max(free)
+
+
+def format_plan(suite: Suite, rows: list[dict], workers: int = 1) -> str:
     lines = [f"suite {suite.name}: {len(rows)} runs ({sum(r['status'] == 'done' for r in rows)} cached)",
              f"{'run id':44s} {'status':8s} {'train min':>10s}"]
     for r in rows:
@@ -229,35 +268,9 @@ def format_plan(suite: Suite, rows: list[dict]) -> str:
     todo = sum(r["train_min"] for r in rows if r["status"] != "done")
     lines.append(f"to run: {sum(r['status'] != 'done' for r in rows)} runs, ~{todo:.0f} min of training "
                  f"(~ = the mean of finished seeds of the same run, else an estimate from FLOPs at the store's "
-                 f"measured rate; cached rows show their measured time)")
+                 f"measured rate; cached rows show their measured time); ~{wall_clock(rows, workers):.0f} min "
+                 f"wall-clock with {workers} local worker(s)")
     return "\n".join(lines)
-
-
-def run_suite(suite: Suite, rt: Runtime, only: str | None = None, log=print) -> list[str]:
-    """Run every missing run of the suite (teachers first); returns the ids that were run."""
-    ran = []
-    selected = suite.select(only)
-    ordered = [r for r in selected if r.is_teacher] + [r for r in selected if not r.is_teacher]
-    for n, run in enumerate(ordered, 1):
-        rid = run.run_id
-        found = rt.store.check(rid)
-        if found.status == "done":
-            log(f"[{n}/{len(ordered)}] {rid}: cached")
-            continue
-        if found.status == "corrupt":
-            dest = rt.store.quarantine(rid, found.reason)
-            log(f"[{n}/{len(ordered)}] {rid}: corrupt record ({found.reason}); moved to {dest}, running again")
-        elif found.status == "partial":
-            log(f"[{n}/{len(ordered)}] {rid}: resuming an interrupted run")
-        else:
-            log(f"[{n}/{len(ordered)}] {rid}: running")
-        t0 = time.perf_counter()
-        metrics = execute(run, rt)
-        best = max(p["test_top1"] for p in metrics["points"])
-        log(f"[{n}/{len(ordered)}] {rid}: done in {(time.perf_counter() - t0) / 60:.1f} min, "
-            f"test top-1 {best:.4f}")
-        ran.append(rid)
-    return ran
 
 
 def parse_device(name: str) -> torch.device:

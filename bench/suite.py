@@ -15,6 +15,7 @@
     runs:
       - {method: kd, families: [vgg], seeds: [0, 1, 2], config: {T: 4}}
       - {method: pwl, name: pwl-no-cross, families: [vgg], config: {drop: [cross]}}  # name: a label for logs
+      - {method: kd, name: kd-half, families: [vgg], student_kwargs: {widths: [8, 16, 32, 64, 64]}}  # another size
 
 A run's spec holds everything that determines its result -- method name, version and full config (defaults filled
 in), dataset, architectures, budget, seed and the teacher's run id -- so the run id (a hash of the spec) changes
@@ -34,14 +35,15 @@ from . import protocol
 from .data import DatasetSpec
 from .errors import UserError
 from .models import check_arch
+from .placement import ExecutorConfig, resolve
 from .protocol import Budget, Task
 from .store import run_id
 
-SUITE_KEYS = {"name", "description", "dataset", "budgets", "families", "runs", "teacher_seed"}
+SUITE_KEYS = {"name", "description", "dataset", "budgets", "families", "runs", "teacher_seed", "executor"}
 FAMILY_KEYS = {"teacher", "student", "teacher_budget", "budget", "dataset", "teacher_kwargs", "student_kwargs",
                "teacher_from"}
 TEACHER_KEYS = ("teacher", "teacher_budget", "teacher_kwargs")
-RUN_KEYS = {"method", "families", "seeds", "config", "budget", "name"}
+RUN_KEYS = {"method", "families", "seeds", "config", "budget", "name", "student_kwargs"}
 
 
 @dataclass
@@ -54,6 +56,12 @@ class RunSpec:
     teacher_id: str | None
     method_ref: str  # how the suite named the method (a name, entry point or file.py:Class); not hashed
     label: str = ""
+    needs_teacher: bool = True  # the method loads the teacher (scratch students only name it, for grouping)
+
+    @property
+    def depends_on(self) -> str | None:
+        """The run whose record must exist before this one can start (its teacher, if it distils from one)."""
+        return self.teacher_id if self.needs_teacher else None
 
     @property
     def run_id(self) -> str:
@@ -74,6 +82,7 @@ class Suite:
     runs: list[RunSpec]
     description: str = ""
     expand: Callable[[dict, str], list[RunSpec]] | None = field(default=None, repr=False)  # a runs entry -> specs
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # where its runs go; placement is in the specs
 
     def add_runs(self, entry: dict, where: str = "extra run") -> list[RunSpec]:
         """Resolve one more runs entry (``{method, families, seeds, config, budget, name}``) exactly as the suite
@@ -84,7 +93,8 @@ class Suite:
         return specs
 
     def select(self, only: str | None) -> list[RunSpec]:
-        """Runs matching ``key=value[,key=value]`` (keys: method, family, seed, id), plus the teachers they need."""
+        """Runs matching ``key=value[,key=value]`` (keys: method, family, seed, id), plus the teachers they distil
+        from."""
         if not only:
             return list(self.runs)
         wanted = parse_only(only)
@@ -92,7 +102,7 @@ class Suite:
         if not picked:
             raise UserError(f"--only {only!r} selects no run of suite {self.name}; `progbench plan {self.name}` "
                             f"lists them")
-        needed = {r.teacher_id for r in picked if r.teacher_id}
+        needed = {r.depends_on for r in picked if r.depends_on}
         teachers = [r for r in self.runs if r.run_id in needed and r not in picked]
         return teachers + picked
 
@@ -158,7 +168,7 @@ def _budget(value, budgets: dict, where: str) -> dict:
 def _spec(method_cls, config: dict, task: Task) -> dict:
     cfg = method_cls.make_config(config)
     return {"method": method_cls.name, "method_version": method_cls.version,
-            "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "task": task.to_dict()}
+            "config": method_cls.config_spec(cfg), "task": task.to_dict()}
 
 
 def _shared_teacher(fam: str, f: dict, families: dict, teachers: dict, default_dataset, where: str) -> RunSpec:
@@ -182,7 +192,9 @@ def _shared_teacher(fam: str, f: dict, families: dict, teachers: dict, default_d
     return teachers[source]
 
 
-def load_suite(name_or_path: str) -> Suite:
+def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
+    """The suite's resolved runs; ``executor`` holds command-line executor settings (over the suite's own section
+    and the user's config file), whose threads and processes per run enter every spec."""
     path = suite_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -196,6 +208,8 @@ def load_suite(name_or_path: str) -> Suite:
     for key in ("name", "dataset", "families", "runs"):
         if key not in raw:
             raise UserError(f"{where}: missing required key {key!r}")
+    config = resolve(raw.get("executor"), where, executor or {})
+    placement = config.placement()
     budgets = raw.get("budgets") or {}
     families = raw["families"]
     _require(families, f"{where}: families", set(families))
@@ -218,7 +232,8 @@ def load_suite(name_or_path: str) -> Suite:
         check_arch(f["teacher"])
         task = Task(dataset=dataset, family=fam, arch=f["teacher"], arch_kwargs=f.get("teacher_kwargs", {}),
                     budget=Budget(**_budget(f["teacher_budget"], budgets, f"{where}: family {fam}")),
-                    seed=teacher_seed, role="teacher")
+                    seed=teacher_seed, role="teacher", **placement)
+        _check_split(task, f"{where}: family {fam}'s teacher")
         spec = _spec(scratch, {}, task)
         teachers[fam] = RunSpec(spec, "scratch", fam, teacher_seed, True, None, "scratch", label=f"teacher-{fam}")
         runs.append(teachers[fam])
@@ -232,6 +247,8 @@ def load_suite(name_or_path: str) -> Suite:
         if "method" not in entry:
             raise UserError(f"{at} lacks 'method'")
         method_cls = protocol.get_method(entry["method"])
+        if not isinstance(entry.get("student_kwargs", {}), dict):
+            raise UserError(f"{at}: student_kwargs must be a mapping of the student architecture's arguments")
         specs = []
         for fam in entry.get("families", list(families)):
             if fam not in families:
@@ -242,12 +259,17 @@ def load_suite(name_or_path: str) -> Suite:
                 teacher = teachers[fam]
                 teacher_family = families[f.get("teacher_from", fam)]
                 task = Task(dataset=DatasetSpec.from_dict(f.get("dataset", default_dataset)), family=fam,
-                            arch=f["student"], arch_kwargs=f.get("student_kwargs", {}), budget=Budget(**budget),
+                            arch=f["student"], budget=Budget(**budget),
+                            # a runs entry may train the family's student at another size (a ladder rung)
+                            arch_kwargs={**f.get("student_kwargs", {}), **entry.get("student_kwargs", {})},
                             seed=int(seed), teacher_arch=teacher_family["teacher"],
-                            teacher_kwargs=teacher_family.get("teacher_kwargs", {}), teacher_run=teacher.run_id)
+                            teacher_kwargs=teacher_family.get("teacher_kwargs", {}), teacher_run=teacher.run_id,
+                            **placement)
+                _check_split(task, at)
                 spec = _spec(method_cls, entry.get("config", {}), task)
                 specs.append(RunSpec(spec, method_cls.name, fam, int(seed), False, teacher.run_id, entry["method"],
-                                     label=f"{entry.get('name', method_cls.name)}-{fam}-s{seed}"))
+                                     label=f"{entry.get('name', method_cls.name)}-{fam}-s{seed}",
+                                     needs_teacher=method_cls.needs_teacher))
         return specs
 
     for i, entry in enumerate(raw["runs"]):
@@ -256,4 +278,10 @@ def load_suite(name_or_path: str) -> Suite:
     dupes = {x for x in ids if ids.count(x) > 1}
     if dupes:
         raise UserError(f"{where}: runs repeat the same spec ({', '.join(sorted(dupes))}); remove the duplicate entry")
-    return Suite(raw["name"], path, runs, raw.get("description", ""), expand)
+    return Suite(raw["name"], path, runs, raw.get("description", ""), expand, config)
+
+
+def _check_split(task: Task, where: str) -> None:
+    if task.budget.batch_size % task.world_size:
+        raise UserError(f"{where}: batch size {task.budget.batch_size} does not split over {task.world_size} "
+                        f"processes; choose --nproc-per-run dividing it")

@@ -7,7 +7,6 @@ after a kill follows exactly the path it would have followed uninterrupted.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import itertools
@@ -25,8 +24,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from . import data as datamod
+from .distributed import SINGLE, World
 from .errors import UserError
 from .models import prepare_for_device
+from .precision import autocast
 from .protocol import Batch, Budget, Method, Phase
 
 
@@ -36,6 +37,10 @@ class TrainingError(Exception):
 
 class NonFiniteLoss(TrainingError):
     """Training produced a NaN/inf loss."""
+
+
+class Interrupted(Exception):
+    """Asked to stop (Ctrl-C of a driver, a lost lease); the last finished epoch is checkpointed and resumes."""
 
 
 @dataclass
@@ -48,12 +53,6 @@ class TrainState:
     images_seen: int = 0
     train_flops: float = 0.0
     epochs_total: int = 0
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def epoch_seed(seed: int, phase: int, epoch: int) -> int:
@@ -137,8 +136,12 @@ class Trainer:
     """Runs a method's phases with checkpoints in ``work_dir``; resumes from the last finished epoch."""
 
     def __init__(self, method: Method, data: datamod.Data, budget: Budget, seed: int, device: torch.device,
-                 work_dir: Path, run_label: str = "", progress: bool = True, inputs: dict | None = None):
+                 work_dir: Path, run_label: str = "", progress: bool = True, inputs: dict | None = None,
+                 world: World = SINGLE, on_epoch=None, should_stop=None):
         self.method, self.data, self.budget, self.seed, self.device = method, data, budget, seed, device
+        self.world = world  # data-parallel ranks of this run (bench.distributed); rank 0 alone writes
+        self.on_epoch = on_epoch  # called with each epoch's log row (progress events)
+        self.should_stop = should_stop  # asked after each checkpoint: stop here (raises Interrupted)?
         self.inputs = inputs or {}  # what the run was trained against (e.g. the teacher's sha256); a resume checks it
         self.work_dir = Path(work_dir)
         self.ckpt_path = self.work_dir / "checkpoint.pt"
@@ -148,6 +151,8 @@ class Trainer:
 
     def _set_aside(self, why: str) -> None:
         """Keep an unusable checkpoint for inspection (never delete it) and train from the start."""
+        if not self.world.is_main:
+            return
         aside = self.ckpt_path.with_name(f"checkpoint.set-aside-{time.strftime('%Y%m%d-%H%M%S')}.pt")
         os.replace(self.ckpt_path, aside)
         tqdm.write(f"{self.run_label}: checkpoint {why}; kept as {aside.name}, training from the start")
@@ -169,6 +174,7 @@ class Trainer:
     def run(self) -> TrainState:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         state, ckpt = self._load_checkpoint()
+        self.world.barrier()  # every rank has read the checkpoint before rank 0 writes the next one
         phases = self.method.phases()
         resume_at = (state.phase_index, state.epoch)
         for index in itertools.count():
@@ -206,6 +212,8 @@ class Trainer:
         return state
 
     def _save(self, state: TrainState, optimizer: torch.optim.Optimizer | None) -> None:
+        if not self.world.is_main:
+            return
         atomic_save({"train_state": state.__dict__, "method": self.method.state_dict(), "inputs": self.inputs,
                      "optimizer": optimizer.state_dict() if optimizer else None}, self.ckpt_path)
 
@@ -246,6 +254,9 @@ class Trainer:
                 if step_flops is None:
                     step_flops = measure_step_flops(self.method, phase, Batch(batch.x[:2], batch.y[:2], idx[:2]),
                                                     scale=bs / 2)
+                if self.world.size > 1:  # the whole global batch was drawn and augmented; this rank trains its share
+                    share = self.world.share(bs)
+                    batch = Batch(batch.x[share], batch.y[share], idx[share])
                 with autocast(device, budget.precision):
                     losses = step_fn(batch)
                 loss = sum(losses.values())
@@ -257,10 +268,12 @@ class Trainer:
                         f"new run; this one's last good checkpoint stays in its work/ folder)")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                trained = [p for g in optimizer.param_groups for p in g["params"]]
+                self.world.average_gradients(trained)
                 if phase.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                                   phase.max_grad_norm)
+                    torch.nn.utils.clip_grad_norm_(trained, phase.max_grad_norm)
                 optimizer.step()
+                self.world.broadcast_buffers(self.method)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 if i % 20 == 0:
@@ -269,8 +282,9 @@ class Trainer:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)  # the epoch's queued GPU work belongs to its time
             train_s = time.perf_counter() - t0
-            val_acc = accuracy(eval_model, self.data.val, self.prep, device, budget.precision) if phase.validate \
-                else None
+            sums = self.world.mean(sums)  # the log holds the global batch's losses at any world size
+            val_acc = accuracy(eval_model, self.data.val, self.prep, device, budget.precision) \
+                if phase.validate and self.world.is_main else None
             state.wall_clock_s += time.perf_counter() - t0
             state.images_seen += steps_per_epoch * bs
             state.train_flops += (step_flops or 0.0) * steps_per_epoch
@@ -286,6 +300,11 @@ class Trainer:
             state.log.append(row)
             state.epoch = epoch + 1
             self._save(state, optimizer)
+            if self.on_epoch is not None:
+                self.on_epoch(row, epochs)
             tqdm.write(f"{self.run_label} {phase.name} epoch {epoch + 1}/{epochs}: "  # also in logs without bars
                        + " ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in row.items() if k.startswith("loss/"))
                        + (f" val={val_acc:.4f}" if val_acc is not None else "") + f" ({row['epoch_s']:.0f}s)")
+            if self.world.any(bool(self.should_stop and self.should_stop())):  # every rank stops at the same epoch
+                raise Interrupted(f"{self.run_label}: stopped after {phase.name} epoch {epoch + 1}/{epochs} "
+                                  f"(checkpointed; it resumes from there)")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from bench.errors import UserError
 from bench.evaluate import flops_per_image
 from bench.models import BlockNet
-from bench.protocol import Batch, Method, OperatingPoint, Phase
+from bench.protocol import Batch, Method, OperatingPoint, Phase, later_field
 from bench.scale import PlannedPhase
 
 # --- the boosting quantities, as functions of tensors (tested by hand) -------------------------------------------
@@ -64,6 +64,18 @@ def barrier_loss(z: torch.Tensor, k_plus: torch.Tensor, k_minus: torch.Tensor, s
 def margin(f: torch.Tensor, k_plus: torch.Tensor, k_minus: torch.Tensor) -> float:
     """The weak-learning quantity sum (K+ - K-) f: how well f follows the sign of the residual, weighted."""
     return float(((k_plus - k_minus) * f).sum())
+
+
+def edge(f: torch.Tensor, k_plus: torch.Tensor, k_minus: torch.Tensor, bound: float) -> float:
+    """The margin normalised by the most any f with |f| <= c could reach, c * sum |K+ - K-|: in [-1, 1], so one
+    threshold means the same in every round (the raw margin shrinks as the weights even out)."""
+    return margin(f, k_plus, k_minus) / (bound * float((k_plus - k_minus).abs().sum()))
+
+
+def log_normaliser(residual: torch.Tensor, eta: float) -> torch.Tensor:
+    """log Z of :func:`boosting_weights`: weights of other views of the same images are taken relative to it."""
+    scaled = torch.stack([eta * residual, -eta * residual]).double()
+    return torch.logsumexp(scaled.flatten(), dim=0)
 
 
 # --- members and the ensemble ---------------------------------------------------------------------------------------
@@ -163,6 +175,18 @@ class BDistil(Method):
         gamma: float = 0.05  # weak-learning condition: margin >= gamma * c
         connections: bool = True
         epochs_per_round: int | None = None  # None: the budget's epochs
+        # where the residual that sets the weights is read: "clean" (teacher and ensemble on the un-augmented
+        # training images, once per round) or "view" (on the augmented batch the member sees, every step; weights
+        # relative to the clean images' normaliser)
+        targets: str = later_field("clean")
+        # the weak-learning test: "margin" (sum (K+ - K-) f >= gamma * c) or "edge" (that margin over its largest
+        # possible value, c * sum |K+ - K-|, >= gamma)
+        acceptance: str = later_field("margin")
+
+        def __post_init__(self):
+            if self.targets not in ("clean", "view") or self.acceptance not in ("margin", "edge"):
+                raise UserError(f"method bdistil: targets is clean or view (got {self.targets!r}), acceptance is "
+                                f"margin or edge (got {self.acceptance!r})")
 
     def __init__(self, ctx, config):
         super().__init__(ctx, config)
@@ -173,6 +197,7 @@ class BDistil(Method):
         # Decisions live in buffers, so a resumed run replays them instead of recomputing them on later weights.
         self.register_buffer("accepted", torch.full((attempts,), -1, dtype=torch.long))  # -1 undecided, 0 no, 1 yes
         self.register_buffer("margins", torch.zeros(attempts))
+        self.register_buffer("edges", torch.zeros(attempts))
         self.register_buffer("agreement", torch.zeros(config.rounds, 2))  # train, val agreement with the teacher
         self.chosen: list[int] = []  # attempt index of each accepted member, in order
         self.candidate_of: list[int] = []  # candidate index of each attempt
@@ -212,6 +237,8 @@ class BDistil(Method):
         for round_index in range(cfg.rounds):
             k_plus, k_minus = boosting_weights(teacher["train"] - ensemble["train"], self.eta)
             kp, km = k_plus.to(self.ctx.device), k_minus.to(self.ctx.device)
+            log_z = float(log_normaliser(teacher["train"] - ensemble["train"], self.eta))
+            accepted_so_far = self.ensemble()
             while True:
                 attempt = len(self.attempts)
                 member = self._new_member(candidate)
@@ -219,9 +246,17 @@ class BDistil(Method):
                 self.candidate_of.append(candidate)
                 candidate_net = Candidate(list(self.ensemble().members), member, cfg.bound)
 
-                def step(batch: Batch, candidate_net=candidate_net, kp=kp, km=km) -> dict:
-                    idx = batch.index.to(kp.device)
-                    return {"barrier": barrier_loss(candidate_net.raw(batch.x), kp[idx], km[idx], n_train / len(idx))}
+                def step(batch: Batch, candidate_net=candidate_net, kp=kp, km=km, log_z=log_z,
+                         accepted_so_far=accepted_so_far) -> dict:
+                    if cfg.targets == "view":  # the residual on the very images the member is trained on
+                        with torch.no_grad():
+                            residual = centred(self.teacher(batch.x).float()) - accepted_so_far(batch.x)
+                            scaled = self.eta * residual.double()
+                            k_p, k_m = (torch.exp(scaled - log_z).float(), torch.exp(-scaled - log_z).float())
+                    else:
+                        idx = batch.index.to(kp.device)
+                        k_p, k_m = kp[idx], km[idx]
+                    return {"barrier": barrier_loss(candidate_net.raw(batch.x), k_p, k_m, n_train / len(batch.x))}
 
                 # agreement on val is measured after each round, so the trainer's per-epoch val pass is skipped
                 yield Phase(f"round{round_index + 1}-candidate{candidate}", member, step, validate=False,
@@ -229,12 +264,13 @@ class BDistil(Method):
                 f_train = self.ctx.predict(candidate_net, data.train)
                 if self.accepted[attempt] < 0:  # decided now; a resumed run replays the recorded decision
                     self.margins[attempt] = margin(f_train, k_plus, k_minus)
+                    self.edges[attempt] = edge(f_train, k_plus, k_minus, cfg.bound)
                     largest = candidate == len(cfg.candidates) - 1
-                    self.accepted[attempt] = int(bool(self.margins[attempt] >= cfg.gamma * cfg.bound) or largest)
+                    self.accepted[attempt] = int(self.condition_met(attempt) or largest)
                 accepted = bool(self.accepted[attempt])
                 tqdm.write(f"{self.name} round {round_index + 1} candidate {candidate}: margin "
-                           f"{float(self.margins[attempt]) / cfg.bound:.4f} c (gamma {cfg.gamma}): "
-                           f"{'accepted' if accepted else 'rejected'}")
+                           f"{float(self.margins[attempt]) / cfg.bound:.4f} c, edge {float(self.edges[attempt]):.4f} "
+                           f"({cfg.acceptance} test, gamma {cfg.gamma}): {'accepted' if accepted else 'rejected'}")
                 if accepted:
                     break
                 candidate += 1
@@ -246,6 +282,12 @@ class BDistil(Method):
                 self.agreement[round_index, col] = (ensemble[name].argmax(1) == teacher[name].argmax(1)).float().mean()
             tqdm.write(f"{self.name} round {round_index + 1}: agreement with the teacher, train "
                        f"{float(self.agreement[round_index, 0]):.4f}, val {float(self.agreement[round_index, 1]):.4f}")
+
+    def condition_met(self, attempt: int) -> bool:
+        cfg = self.config
+        if cfg.acceptance == "edge":
+            return bool(self.edges[attempt] >= cfg.gamma)
+        return bool(self.margins[attempt] >= cfg.gamma * cfg.bound)
 
     @torch.no_grad()
     def member_flops(self) -> tuple[list[int], list[int]]:
@@ -260,7 +302,7 @@ class BDistil(Method):
         return nets, links
 
     def anytime_family(self) -> list[OperatingPoint]:
-        c, gamma = self.config.bound, self.config.gamma
+        c = self.config.bound
         nets, links = self.member_flops()
         points = []
         for k in range(1, len(self.chosen) + 1):
@@ -270,7 +312,8 @@ class BDistil(Method):
                     # run in parallel: every member's network at once, then the connections one after another
                     "parallel_flops": max(nets[:k]) + sum(links[:k]),
                     "margin_over_c": round(float(self.margins[chosen[-1]]) / c, 6),
-                    "condition_met": bool(self.margins[chosen[-1]] >= gamma * c),
+                    "edge": round(float(self.edges[chosen[-1]]), 6),
+                    "condition_met": self.condition_met(chosen[-1]),
                     "attempts": chosen[-1] - (chosen[-2] if k > 1 else -1),  # candidates trained this round
                     "train_agreement": round(float(self.agreement[k - 1, 0]), 6),
                     "val_agreement": round(float(self.agreement[k - 1, 1]), 6),

@@ -21,6 +21,7 @@ are loaded from the input side (T1, T1T2, ...) until the network is the teacher.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +30,7 @@ from torch import nn
 
 from bench.errors import UserError
 from bench.models import BlockNet
-from bench.protocol import Batch, Method, OperatingPoint, Phase
+from bench.protocol import Batch, Method, OperatingPoint, Phase, later_field
 from bench.scale import PlannedPhase
 from methods.kd import kd_loss
 
@@ -126,6 +127,9 @@ class PWL(Method):
         converter_lr_scale: float = 0.2
         max_grad_norm: float | None = 1.0
         drop: tuple = ()  # ablation: names of losses to leave out, among LOSSES
+        # examine the prefix dip as a BatchNorm artefact: also score each prefix stage with the student's BN
+        # statistics re-estimated on that stage's own path (no training), as extra points "<mask>-bnstat"
+        bn_restat: bool = later_field(False)
 
         def __post_init__(self):
             unknown = set(self.drop) - set(LOSSES)
@@ -201,9 +205,28 @@ class PWL(Method):
         return [self._point((True,) * k + (False,) * (n - k), "prefix") for k in range(n + 1)]
 
     def extra_points(self):
-        """Teacher blocks from the output side (suffix), and every inner run of teacher blocks (contiguous)."""
+        """Teacher blocks from the output side (suffix), and every inner run of teacher blocks (contiguous); with
+        ``bn_restat``, the prefix stages again with per-stage student BN statistics."""
         n = self.num_blocks
         suffix = [self._point((False,) * (n - k) + (True,) * k, "suffix") for k in range(1, n)]
         inner = [self._point(tuple(i <= b <= j for b in range(n)), "contiguous")
                  for i in range(1, n - 1) for j in range(i, n - 1)]
-        return suffix + inner
+        return suffix + inner + (self.restat_points() if self.config.bn_restat else [])
+
+    def restat_points(self) -> list[OperatingPoint]:
+        """Each prefix stage that still has student blocks, on a copy whose student BatchNorm statistics are
+        re-estimated over the training images through that stage's own path. In training, the random cross pass
+        updates the student's running statistics on mixed paths; a stage deployed with statistics of its own path
+        would carry them as extra weights (2 x channels per BN layer)."""
+        points = []
+        for k in range(self.num_blocks):
+            mask = (True,) * k + (False,) * (self.num_blocks - k)
+            net = copy.deepcopy(self.mixed(mask))
+            # only the student's statistics: the teacher's blocks stay exactly the teacher's
+            self.ctx.estimate_bn_statistics(net, self.ctx.data.train, only=net.student)
+            extra = sum(b.numel() for m in net.student.modules()
+                        if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in (m.running_mean, m.running_var))
+            points.append(OperatingPoint(f"{mask_name(mask)}-bnstat", net,
+                                         {"mask": mask_name(mask), "order": "prefix-bnstat", "teacher_blocks": k,
+                                          "bn_statistics_values": extra}))
+        return points

@@ -39,3 +39,35 @@ def smoke_store(tmp_path_factory) -> Path:
 def run_cli(*args: str) -> int:
     from bench.cli import main
     return main(list(args))
+
+
+TIMING = ("wall_clock_s", "evaluation_s", "train_s", "epoch_s", "images_per_s", "load_s", "load_s_min", "load_s_max",
+          "first_inference_s", "latency_s", "latency_iqr_s", "progressive_loading", "cuda_peak_bytes")
+
+
+def nontiming(obj):
+    """``obj`` (a metrics or log structure) without the fields that are measurements of time."""
+    if isinstance(obj, dict):
+        return {k: nontiming(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [nontiming(v) for v in obj]
+    return obj
+
+
+def assert_same_records(store_a: Path, store_b: Path) -> None:
+    """Both stores hold the same runs with every non-timing field of metrics.json and log.jsonl equal and the same
+    predictions byte for byte (and teacher weights, where a run has them)."""
+    import json
+
+    from bench.store import Store
+    a = {r.run_id: r for r in Store(store_a).records()}
+    b = {r.run_id: r for r in Store(store_b).records()}
+    assert a.keys() == b.keys() and a
+    for rid, ra in a.items():
+        rb = b[rid]
+        assert nontiming(ra.metrics) == nontiming(rb.metrics), rid
+        logs = [[nontiming(json.loads(x)) for x in (r.path / "log.jsonl").read_text().splitlines()] for r in (ra, rb)]
+        assert logs[0] == logs[1], rid
+        for name in ("predictions.safetensors", "teacher.safetensors"):
+            if name in ra.files:
+                assert ra.files[name]["sha256"] == rb.files[name]["sha256"], (rid, name)

@@ -8,20 +8,25 @@ from torch import nn
 from .blocknet import BlockNet, PoolHead, register_presets
 
 
-def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 
 class VGGStage(nn.Sequential):
-    def __init__(self, cin: int, cout: int, convs: int):
-        layers = [conv_bn_relu(cin if i == 0 else cout, cout) for i in range(convs)]
+    def __init__(self, cin: int, cout: int, convs: int, stride: int = 1):
+        layers = [conv_bn_relu(cin if i == 0 else cout, cout, stride if i == 0 else 1) for i in range(convs)]
         super().__init__(*layers, nn.MaxPool2d(2))
 
 
-def vgg(widths: Sequence[int], convs: Sequence[int], num_classes: int = 10, in_chans: int = 3) -> BlockNet:
+def vgg(widths: Sequence[int], convs: Sequence[int], num_classes: int = 10, in_chans: int = 3,
+        stem_stride: int = 1) -> BlockNet:
+    """``stem_stride`` 2 (the first conv strided) runs 64 px images at the cost and feature-map sizes of 32 px ones,
+    with the same parameters."""
     if len(widths) != len(convs):
         raise ValueError(f"vgg: widths {list(widths)} and convs {list(convs)} must have one entry per block")
-    blocks = [VGGStage(cin, cout, n) for cin, cout, n in zip([in_chans, *widths[:-1]], widths, convs)]
+    blocks = [VGGStage(cin, cout, n, stem_stride if i == 0 else 1)
+              for i, (cin, cout, n) in enumerate(zip([in_chans, *widths[:-1]], widths, convs))]
     net = BlockNet(nn.Identity(), blocks, PoolHead(widths[-1], num_classes), widths, num_classes, channels_last=True)
     _init(net)
     return net

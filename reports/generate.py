@@ -7,6 +7,7 @@ matplotlib plot written as PNG and SVG with fixed metadata, so a rebuild from th
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -200,16 +201,21 @@ def save_figure(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
+def slug(text: str) -> str:
+    """A file-name-safe form of a dataset or family name."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
 def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
-    """Test top-1 against FLOPs per image, one panel per (dataset, family); mean ± std over seeds as error bars.
-    Anytime families of each method's default configuration (ablations have tables of their own)."""
+    """Test top-1 against FLOPs per image, one figure per (dataset, family): ``accuracy_vs_flops_<family>``; mean ±
+    std over seeds as error bars. Anytime families of each method's default configuration (ablations have tables of
+    their own). One figure per panel, so each stays readable in a paper or a README (five in a row did not)."""
     df = df[(df.kind == "family") & (df.variant == "default")]
     panels = [(d, f) for d in sorted(df.dataset.unique()) for f in family_order(df.family)
               if ((df.dataset == d) & (df.family == f)).any()]
-    if not panels:
-        return []
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    for ax, (dataset, family) in zip(axes[0], panels):
+    written = []
+    for dataset, family in panels:
+        fig, ax = plt.subplots(figsize=(5.0, 3.8))
         sub = df[(df.dataset == dataset) & (df.family == family)]
         budgets = sub.groupby("model").epochs.agg(["nunique", "min"])  # a method with two budgets: say which is which
         for (model, arch, _, epochs), g in sub.groupby(["model", "arch", "config", "epochs"], sort=True):
@@ -226,12 +232,15 @@ def accuracy_vs_flops(df: pd.DataFrame, out: Path) -> list[Path]:
         log_axis(ax, EngFormatter(places=0))  # 10M, 20M, ... instead of crowded 2x10^7 labels
         ax.margins(x=0.15, y=0.12)
         ax.set_xlabel("FLOPs per image")
-        ax.set_title(f"{family} · {dataset}")
+        ax.set_ylabel("test top-1 (%)")
+        ax.set_title(f"{family}\n{dataset}", fontsize=9)  # two lines: long subset names fit the panel
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # never over a point
-    axes[0][0].set_ylabel("test top-1 (%)")
-    fig.tight_layout()
-    return save_figure(fig, out, "accuracy_vs_flops")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)  # never over a point
+        fig.tight_layout()
+        several = df[df.family == family].dataset.nunique() > 1  # a family on two datasets: name both
+        written += save_figure(fig, out, f"accuracy_vs_flops_{slug(family)}" + (f"_{slug(dataset)}" if several
+                                                                                 else ""))
+    return written
 
 
 def build_report(results: str | Path = "results", out: str | Path = "reports", readme: str | Path | None = None
@@ -242,7 +251,7 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
     df = tidy(records)
     written: list[Path] = []
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("tables/*.*"), *out.glob("figures/*.*")]:  # generated folders: only this build's files
+    for stale in [*out.glob("tables/*.*"), *out.glob("figures/*.*"), *out.glob("assets/*.*")]:  # only this build's
         stale.unlink()
     tidy_path = out / "runs.csv"
     df.to_csv(tidy_path, index=False, lineterminator="\n", float_format="%.6g")
@@ -267,6 +276,8 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
     written += crossmethod.build(df, out)
     from reports import document  # last: it assembles what the others wrote
     written += document.build(records, out)
+    from reports import interactive  # after the document: it reads the same tables
+    written += interactive.build(df, by_id, out)
     if readme:
         written.append(document.update_readme(Path(readme), out))
     return written

@@ -240,29 +240,50 @@ def targets_table(ratios: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def loading_figure(df: pd.DataFrame, tl: pd.DataFrame, out: Path) -> list[Path]:
+def loading_points(df: pd.DataFrame, tl: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and cache, the points of the loading timeline: each stage (median over runs of its first answer and
+    ready time since the start of loading, in ms; test top-1 over the runs) and the PWL student and the teacher loaded
+    whole (at the first and the last stage's accuracy). The static figure and the interactive page both draw these."""
+    points = df[df.kind == "family"]
+    rows = []
+    for (dataset, family, setting, cache), g in _ordered(tl).groupby(["dataset", "family", "setting", "cache"],
+                                                                    sort=False):
+        accuracy = points[points.run_id.isin(g.run_id)]
+        stages = g[g.what == "stage"]
+        indices = sorted(stages["index"].unique())
+        base = {"dataset": dataset, "family": family, "setting": setting, "cache": cache}
+        for what, index, timed in [("stage", i, stages[stages["index"] == i]) for i in indices] + [
+                (WHOLE_STUDENT, indices[0], g[g.what == WHOLE_STUDENT]),
+                (WHOLE_TEACHER, indices[-1], g[g.what == WHOLE_TEACHER])]:
+            top1 = accuracy[accuracy.point_index == index].test_top1
+            rows.append({**base, "what": what, "index": index, "point": timed.point.iloc[0],
+                         "answer_ms": timed.answer_s.median() * 1e3, "ready_ms": timed.ready_s.median() * 1e3,
+                         "top1": top1.mean() * 100, "top1_text": mean_std(top1),
+                         "run_ids": " ".join(sorted(timed.run_id.unique()))})
+    return pd.DataFrame(rows)
+
+
+def loading_figure(curves: pd.DataFrame, out: Path) -> list[Path]:
     """Accuracy against time since the start of loading (warm cache): one line per architecture."""
-    warm = tl[tl.cache == "warm"]
+    warm = curves[curves.cache == "warm"]
     if warm.empty:
         return []
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    points = df[df.kind == "family"]
     colors = dict(zip(FAMILY_ORDER, ("tab:blue", "tab:orange", "tab:green")))
-    groups = list(_ordered(warm).groupby(["dataset", "family", "setting"], sort=False))
+    groups = list(warm.groupby(["dataset", "family", "setting"], sort=False))
     for (_dataset, family, setting), g in groups:
-        stages = g[g.what == "stage"].groupby("index").answer_s.median() * 1e3
-        acc = points[points.run_id.isin(g.run_id)].groupby("point_index").test_top1.mean() * 100
-        y = [acc[i] for i in stages.index]
+        stages = g[g.what == "stage"]
+        x, y = stages.answer_ms.to_numpy(), stages.top1.to_numpy()
         color = colors.get(family)
         label = f"{family}: PWL stages (S → T)" + (f", {setting}" if len(groups) > len({f for (_, f, _), _ in groups})
                                                   else "")
-        ax.plot(stages.values, y, "-", color=color, lw=1.2, label=label)
-        ax.plot(stages.values[1:-1], y[1:-1], ".", color=color, ms=7)
-        ax.plot(stages.values[0], y[0], "o", color=color, ms=7)
-        ax.plot(stages.values[-1], y[-1], "*", color=color, ms=12)
-        for what, marker, yv in ((WHOLE_STUDENT, "s", y[0]), (WHOLE_TEACHER, "D", y[-1])):
-            x = g[g.what == what].answer_s.median() * 1e3
-            ax.plot(x, yv, marker, mfc="none", mec=color, ms=9, mew=1.4)
+        ax.plot(x, y, "-", color=color, lw=1.2, label=label)
+        ax.plot(x[1:-1], y[1:-1], ".", color=color, ms=7)
+        ax.plot(x[0], y[0], "o", color=color, ms=7)
+        ax.plot(x[-1], y[-1], "*", color=color, ms=12)
+        for what, marker in ((WHOLE_STUDENT, "s"), (WHOLE_TEACHER, "D")):
+            whole = g[g.what == what].iloc[0]
+            ax.plot(whole.answer_ms, whole.top1, marker, mfc="none", mec=color, ms=9, mew=1.4)
     ax.plot([], [], "ok", label="student (first stage)")
     ax.plot([], [], "*k", ms=10, label="teacher (last stage)")
     ax.plot([], [], "sk", mfc="none", label="the PWL student, one file, loaded whole")
@@ -383,7 +404,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
                                "PWL loading targets (median over runs): the progressive deployment's first answer "
                                "against the plain student's load + first inference, and the time its last stage is "
                                "ready against loading the plain teacher whole.")
-        written += loading_figure(df, tl, out / "figures")
+        written += loading_figure(loading_points(df, tl), out / "figures")
     written += write_table(claims_table(df, records, ratios), tables, "pwl_claims",
                            "PWL claims P1-P5 (../shared/METHODS.md) against the store, per architecture.")
     return written

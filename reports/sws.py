@@ -293,7 +293,7 @@ def depth_figure(des: pd.DataFrame, out: Path) -> list[Path]:
                         label=f"Aux-Net, {sum(stages)} layers in {len(stages)} shared stages")
         ax.set_xticks(sorted(sub.depth.unique()))
         ax.set_xlabel("Des-Net depth (layers)")
-        ax.set_title(f"{dataset} · {sub.arch.iloc[0]}", fontsize=8)
+        ax.set_title(f"{dataset}\n{sub.arch.iloc[0]}", fontsize=8)  # two lines: long subset names fit
         ax.grid(alpha=0.3)
         ax.margins(y=0.15)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)

@@ -89,6 +89,11 @@ def test_the_document_in_every_format(report, smoke_store):
     sources = re.findall(r'src="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # self-contained
     assert page.count("<table") == md.count("**Table `")
+    index = (reports / "index.html").read_text()  # the interactive page: every table, its scripts beside it
+    assert {reports / "index.html", reports / "assets" / "plotly.min.js", reports / "assets" / "tables.js"
+            } <= set(written)
+    assert index.count('<table class="data"') == md.count("**Table `") and "://" not in index
+    assert "accuracy_vs_flops_vgg.png" in md  # one static figure per panel
     tex = (reports / "report.tex").read_text()
     assert r"\toprule" in tex and tex.count(r"\begin{table}") == md.count("**Table `")
     assert tex.strip().endswith(r"\end{document}")

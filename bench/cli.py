@@ -1,7 +1,9 @@
 """``progbench``: plan and run suites, build the report, list models and methods.
 
-A user's mistake (unknown method, bad YAML, missing data, ...) ends in one line on stderr and exit status 2; a run
-that fails (e.g. a NaN loss) in one line and status 1. Nothing in the store is lost either way.
+A user's mistake (unknown method, bad YAML, missing data, a full or read-only store, ...) ends in one line on stderr
+and exit status 2; a run that fails (e.g. a NaN loss, a method's own exception) in one line and status 1; anything
+else in one line and status 3 (``PROGBENCH_DEBUG=1`` shows its traceback). Nothing in the store or the report is lost
+either way, and no temporary file is left.
 """
 from __future__ import annotations
 
@@ -24,6 +26,12 @@ def _placement(p: argparse.ArgumentParser) -> None:
                         "executor.threads_per_worker, else 2, the setting of the committed runs)")
     p.add_argument("--nproc-per-run", type=int, default=None,
                    help="data-parallel processes per run (gloo on CPU, NCCL on CUDA); part of the spec (default 1)")
+
+
+def _strict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict", action="store_true",
+                   help="refuse cached runs made with other source code of their method at the same version "
+                        "(default: warn)")
 
 
 def _executor(p: argparse.ArgumentParser) -> None:
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-tflops", type=float, default=None,
                    help="sustained training rate assumed with --device cuda, TFLOP/s (default: H100 SXM dense bf16 "
                         "peak 989 x 0.35 assumed utilisation)")
+    _strict(p)
     _common(p)
 
     p = sub.add_parser("run", help="run a suite's missing runs, teachers first; safe to stop and restart")
@@ -91,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    _strict(p)
     _executor(p)
     _common(p)
 
@@ -102,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("report", help="rebuild the tables and figures under reports/ from the store")
-    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--out", default=None, help="output folder (default: reports, the report of ./results; another "
+                                               "store's report goes there only with --force)")
     p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
+    p.add_argument("--force", action="store_true", help="write another store's report into the default reports/")
     _common(p)
 
     p = sub.add_parser("reproduce", help="the main job: run what the store lacks of a suite, rebuild the report and "
@@ -113,13 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the runs this filter selects (as --only) again from nothing into a scratch store and "
                         "print how far each metric moved from the committed record; teachers the filter selects are "
                         "retrained too, teachers the selected runs only need are copied from the store")
-    p.add_argument("--scratch", help="scratch store for --fresh (default: a new temporary folder, kept)")
-    p.add_argument("--out", default="reports", help="report folder (default: reports)")
+    p.add_argument("--scratch", help="scratch store for --fresh (default: a new temporary folder, kept); an "
+                                     "interrupted --fresh resumes when given the same scratch store and filter")
+    p.add_argument("--out", default=None, help="report folder (default: reports, the report of ./results; another "
+                                               "store's report goes there only with --force)")
     p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
+    p.add_argument("--force", action="store_true", help="write another store's report into the default reports/")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
+    _strict(p)
     _placement(p)
     _common(p)
 
@@ -142,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
+    _strict(p)
     _placement(p)
     _common(p)
     return parser
@@ -165,9 +182,12 @@ def cmd_plan(args) -> int:
         print(scale.format_gpu_plan(suite, rows, tflops, given=args.gpu_tflops is not None))
     else:
         from .executors.local import default_workers
+        from .preflight import guard
         runs = suite.select(args.only)
         workers = args.workers or suite.executor.workers or default_workers(runs)
-        print(format_plan(suite, plan(suite, Store(args.results), args.only), workers))
+        rows = plan(suite, Store(args.results), args.only)
+        guard(runs, {r["run"]: r["record"] for r in rows if r["record"]}, args.strict)
+        print(format_plan(suite, rows, workers))
     return 0
 
 
@@ -176,11 +196,25 @@ def _runtime(args, store=None):
     from .store import Store
     if args.data_root:
         os.environ["PROGBENCH_DATA"] = args.data_root
+    if args.no_progress:
+        quiet()
     return Runtime(store or Store(args.results), parse_device(args.device), args.data_root,
                    progress=not args.no_progress)
 
 
-def _finish(outcome, what: str) -> int:
+def quiet() -> None:
+    """No progress bars from anything: ours (``bench.data.progress_bars``) and the Hugging Face libraries', here and
+    in every process started from here (workers inherit the environment)."""
+    os.environ["PROGBENCH_NO_PROGRESS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "datasets" in sys.modules:  # imported already: it read the environment then
+        sys.modules["datasets"].disable_progress_bars()
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+
+
+def _finish(outcome, what: str, resumes: str = "`progbench run` resumes them") -> int:
     """The one summary line of a local training, failures one line each on stderr; the exit status."""
     print(f"{what}: {len(outcome.trained)} run(s) trained in {outcome.minutes:.1f} min, {len(outcome.cached)} "
           f"cached" + (f", {len(outcome.failed)} failed" if outcome.failed else "")
@@ -188,8 +222,7 @@ def _finish(outcome, what: str) -> int:
     for message in outcome.failed.values():
         print(f"progbench: run failed: {message}", file=sys.stderr)
     if outcome.interrupted:
-        print("progbench: interrupted; finished epochs are checkpointed, `progbench run` resumes them",
-              file=sys.stderr)
+        print(f"progbench: interrupted; finished epochs are checkpointed, {resumes}", file=sys.stderr)
         return 130
     return 1 if outcome.failed else 0
 
@@ -201,7 +234,11 @@ def cmd_run(args) -> int:
     rt = _runtime(args)
     if suite.executor.name == "slurm":
         from .executors import slurm
+        from .preflight import guard
+        from .runner import plan
         runs = suite.select(args.only)
+        rows = plan(suite, rt.store, args.only)  # methods built on the meta device before anything is submitted
+        guard(runs, {r["run"]: r["record"] for r in rows if r["record"]}, args.strict)
         jobs = slurm.submit(runs, rt.store, suite.executor, args.device, args.data_root)
         print(f"suite {suite.name}: {len(jobs)} run(s) queued or running on Slurm, "
               f"{sum(rt.store.status(r.run_id) == 'done' for r in runs)} done; `progbench status {args.suite}` "
@@ -214,7 +251,7 @@ def cmd_run(args) -> int:
                       file=sys.stderr)
             return 1 if bad else 0
         return 0
-    return _finish(train_missing(suite, rt, args.only), f"suite {suite.name}")
+    return _finish(train_missing(suite, rt, args.only, strict=args.strict), f"suite {suite.name}")
 
 
 def cmd_status(args) -> int:
@@ -227,10 +264,11 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from reports.generate import build_report
+    from . import publish
     t0 = time.perf_counter()
-    written = build_report(args.results, args.out, args.readme)
-    print(f"report: {len(written)} files written to {args.out}/ in {time.perf_counter() - t0:.1f} s")
+    out = publish.check_out(args.results, args.out, args.force)
+    written = publish.build(args.results, out, args.readme)
+    print(f"report: {len(written)} files written to {out}/ in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -243,14 +281,15 @@ def cmd_reproduce(args) -> int:
     suite, committed = load_suite(args.suite, _executor_settings(args)), Store(args.results)
     rt = _runtime(args, committed)
     if not args.fresh:
-        from reports.generate import build_report
+        from . import publish
         t0 = time.perf_counter()
-        outcome = train_missing(suite, rt)
+        out = publish.check_out(args.results, args.out, args.force)
+        outcome = train_missing(suite, rt, strict=args.strict)
         if outcome.failed or outcome.interrupted:
             return _finish(outcome, f"reproduce {suite.name}")
         ran = outcome.trained
-        before = reproduce.file_digests(Path(args.out), *([Path(args.readme)] if args.readme else []))
-        written = build_report(args.results, args.out, args.readme)
+        before = reproduce.file_digests(out, *([Path(args.readme)] if args.readme else []))
+        written = publish.build(args.results, out, args.readme)
         changed, same = reproduce.report_changes(before, written)
         print(f"reproduce {suite.name}: {len(ran)} run(s) trained, the rest cached; {len(written)} report files "
               f"rebuilt in {time.perf_counter() - t0:.1f} s: {len(same)} byte-identical to before, "
@@ -259,18 +298,25 @@ def cmd_reproduce(args) -> int:
     selected, wanted = suite.select(args.fresh), parse_only(args.fresh)
     # a teacher the filter selects is retrained; one the selected runs only need is copied from the store
     copied = sorted({r.run_id for r in selected if r.is_teacher and not matches(r, wanted)})
-    scratch = reproduce.scratch_store(args.scratch, committed)
+    scratch, resumed = reproduce.scratch_store(args.scratch, committed, suite.name, args.fresh,
+                                               [r.run_id for r in selected])
     reproduce.seed_scratch_store(committed, scratch, copied)
     rt = _runtime(args, scratch)
-    print(f"fresh: retraining {len(selected) - len(copied)} run(s) into {scratch.root}"
-          + (f" (teachers copied from {committed.root}: {', '.join(copied)})" if copied else ""))
-    outcome = train_missing(suite, rt, args.fresh)
+    print(f"fresh: {'resuming' if resumed else 'retraining'} {len(selected) - len(copied)} run(s) into "
+          f"{scratch.root}" + (f" (teachers copied from {committed.root}: {', '.join(copied)})" if copied else ""))
+    resumes = f"the same command with --scratch {scratch.root} resumes them"
+    try:
+        outcome = train_missing(suite, rt, args.fresh)
+    except KeyboardInterrupt:
+        print(f"progbench: interrupted; finished epochs are checkpointed, {resumes}", file=sys.stderr)
+        return 130
     if outcome.failed or outcome.interrupted:
-        return _finish(outcome, "fresh")
-    ran = outcome.trained
-    if len(ran) != len(selected) - len(copied):  # cannot happen in an empty store: say so rather than compare
-        raise UserError(f"--scratch {scratch.root}: {len(selected) - len(copied) - len(ran)} run(s) were "
-                                  f"found cached there instead of retrained")
+        return _finish(outcome, "fresh", resumes)
+    retrained = [r.run_id for r in selected if r.run_id not in copied]
+    missing_fresh = [rid for rid in retrained if scratch.status(rid) != "done"]
+    if missing_fresh:  # cannot happen after a clean finish: say so rather than compare
+        raise UserError(f"--scratch {scratch.root}: {len(missing_fresh)} run(s) did not finish there "
+                        f"({missing_fresh[0]}); run the same command again to resume them")
     moved, missing = [], []
     for run in selected:
         if run.run_id in copied:
@@ -340,7 +386,7 @@ def cmd_compare(args) -> int:
     comparison = plan_comparison(suite, args.name, args.method, config, args.only)
     rt = _runtime(args)
     outcome = train_missing(Suite(suite.name, suite.path, comparison.teachers + comparison.runs,
-                                  executor=suite.executor), rt)
+                                  executor=suite.executor), rt, strict=args.strict)
     status = _finish(outcome, f"compare {comparison.method}")
     if status:
         return status
@@ -358,25 +404,48 @@ COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "report": cm
             "methods": cmd_methods, "compare": cmd_compare}
 
 
+def unbuffered() -> None:
+    """Lines reach a redirected log as they are written, here and in every process started from here."""
+    os.environ["PYTHONUNBUFFERED"] = "1"
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .errors import UserError
+    from .errors import UserError, storage_error
     from .runner import RunFailed
 
     args = build_parser().parse_args(argv)
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(line_buffering=True)  # progress lines reach a redirected log as they happen
+    unbuffered()
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"progbench: error: {exc}", file=sys.stderr)
+        print(f"progbench: error: {_line(exc)}", file=sys.stderr)
         return 2
     except RunFailed as exc:
-        print(f"progbench: run failed: {exc}", file=sys.stderr)
+        print(f"progbench: run failed: {_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("progbench: interrupted; the last finished epoch is checkpointed, `progbench run` resumes it",
               file=sys.stderr)
         return 130
+    except OSError as exc:  # the filesystem outside the places that name it themselves
+        print(f"progbench: error: {_line(storage_error(exc, doing='use'))}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("PROGBENCH_DEBUG"):
+            raise
+        import traceback
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(f"progbench: internal error: {type(exc).__name__}: {_line(exc)} (at {Path(where.filename).name}:"
+              f"{where.lineno}); PROGBENCH_DEBUG=1 shows the traceback; please report it", file=sys.stderr)
+        return 3
+
+
+def _line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
+from .errors import UserError, flag, is_whole, mapping, number, storage_error, whole
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -74,12 +74,22 @@ class DatasetSpec:
     def from_dict(cls, d: dict | str) -> DatasetSpec:
         if isinstance(d, str):
             d = {"name": d}
+        mapping(d, "dataset")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise UserError(f"dataset: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        if not isinstance(d.get("name"), str):
+            raise UserError(f"dataset: 'name' must be a dataset name (e.g. cifar10), not {d.get('name')!r}")
+        whole(d.get("val_per_class", 0), "dataset.val_per_class", lo=0)
+        for key in ("image_size", "train_per_class", "test_per_class", "per_class"):
+            whole(d.get(key), f"dataset.{key}", optional=True)
         d = dict(d)
         if d.get("classes") is not None:
-            d["classes"] = tuple(d["classes"])
+            classes = d["classes"]
+            if not isinstance(classes, (list, tuple)) or not classes or not all(
+                    (is_whole(c) and c >= 0) or isinstance(c, str) for c in classes):
+                raise UserError(f"dataset.classes must be a list of class indices or names, not {classes!r}")
+            d["classes"] = tuple(classes)
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -147,7 +157,10 @@ def memmap_threshold() -> int:
 
 def _check_disk(folder: Path, needed: int, what: str) -> None:
     """One line naming the bytes needed when the cache folder's disk cannot hold a decoded split."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(exc, folder, "create") from None
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise UserError(f"{what} needs {needed / 1e9:.1f} GB of disk in {folder} but only {free / 1e9:.1f} GB is "
@@ -172,10 +185,53 @@ def _find_local(source: Source, root: Path | None) -> tuple[str, Path] | None:
     return None
 
 
+def progress_bars() -> bool:
+    """Whether progress bars may be drawn (``--no-progress`` sets PROGBENCH_NO_PROGRESS=1, inherited by workers)."""
+    return os.environ.get("PROGBENCH_NO_PROGRESS") != "1"
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick connection to the hub: without it, ``load_dataset`` spends ~40 s in retries before failing."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _check_parquet(spec: DatasetSpec, files: list[str]) -> None:
+    """Each file's footer read (cheap): a truncated or corrupt file is named before the hub loader trips on it."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            pq.read_metadata(f)
+        except Exception as exc:  # noqa: BLE001 -- pyarrow raises several kinds for a bad file
+            raise UserError(f"dataset {spec.name}: {f} is not a readable parquet file ({describe_error(exc)}); it "
+                            f"is truncated or corrupt: copy it again from its source") from None
+
+
+def describe_error(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 def _load_split(spec: DatasetSpec, split: str, root: Path | None):
     """The raw ``datasets.Dataset`` of one split, local copy first, then the hub."""
     import datasets
 
+    if not progress_bars():
+        datasets.disable_progress_bars()  # its own bars (arrow conversion, shards), on a terminal too
     source = spec.source
     found = _find_local(source, root)
     hf_split = source.splits[split]
@@ -186,19 +242,54 @@ def _load_split(spec: DatasetSpec, split: str, root: Path | None):
             if not files:
                 raise UserError(f"dataset {spec.name}: {d} has no {hf_split}-*.parquet files; expected the Hugging "
                                 f"Face hub layout ({hf_split}-00000-of-0000N.parquet)")
-            return datasets.load_dataset("parquet", data_files={hf_split: files}, split=hf_split), f"{d}:{hf_split}"
+            _check_parquet(spec, files)
+            return _read(spec, f"{d}:{hf_split}", lambda: datasets.load_dataset(
+                "parquet", data_files={hf_split: files}, split=hf_split), files)
         folder = d / hf_split if (d / hf_split).is_dir() else d / split
-        return datasets.load_dataset("imagefolder", data_dir=str(folder), split="train"), f"{folder}"
+        return _read(spec, str(folder), lambda: datasets.load_dataset("imagefolder", data_dir=str(folder),
+                                                                      split="train"))
     where = f"under the data root {root}" if root else "(no data root set: PROGBENCH_DATA / --data-root)"
     expected = " or ".join(str(Path("<root>") / rel) for rel in source.local_dirs)
-    if source.hub_id is None or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+    if source.hub_id is None or _offline():
         raise UserError(f"dataset {spec.name} not found {where}: expected hub-layout parquet files in {expected}; "
                         f"set PROGBENCH_DATA or --data-root to the folder holding them")
+    if not _hub_reachable():
+        raise UserError(f"dataset {spec.name} not found {where}, and the Hugging Face hub cannot be reached to "
+                        f"download {source.hub_id}; put hub-layout parquet files in {expected}")
     try:
         return datasets.load_dataset(source.hub_id, split=hf_split), f"hub:{source.hub_id}:{hf_split}"
     except Exception as exc:  # offline, gated, or a typo in the hub id
         raise UserError(f"dataset {spec.name} not found {where} and the hub copy {source.hub_id} could not be "
                         f"loaded ({type(exc).__name__}); put it in hub layout at {expected}") from None
+
+
+def _read(spec: DatasetSpec, origin: str, load, files: list[str] = ()):
+    """``load()`` (a ``datasets`` loader of local files) with its failure as one line naming the file that failed."""
+    try:
+        return load(), origin
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- arrow, the builder and the OS each raise their own kind
+        cause = exc
+        while cause.__cause__ is not None:  # the builder wraps what arrow said
+            cause = cause.__cause__
+        culprit = _unreadable(files)
+        if culprit:
+            origin, cause = culprit
+    raise UserError(f"dataset {spec.name}: reading {origin} failed ({describe_error(cause)}); the file is "
+                    f"truncated or corrupt: copy it again from its source")
+
+
+def _unreadable(files: list[str]) -> tuple[str, BaseException] | None:
+    """The first parquet file whose data cannot be read whole, with the error (read only once loading failed)."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            pq.read_table(f)
+        except Exception as exc:  # noqa: BLE001 -- as above
+            return f, exc
+    return None
 
 
 def _fingerprint(ds) -> str:
@@ -224,14 +315,21 @@ def _decode(ds, rows: np.ndarray, image_column: str, size: int, out: np.ndarray 
     images = np.empty((len(rows), size, size, 3), dtype=np.uint8) if out is None else out
     step = 1000
     # disable=None: a bar on a terminal, nothing in logs or captured output
-    for start in tqdm(range(0, len(rows), step), desc=f"decoding {len(rows)} images", leave=False, disable=None):
+    for start in tqdm(range(0, len(rows), step), desc=f"decoding {len(rows)} images", leave=False,
+                      disable=None if progress_bars() else True):
         chunk = rows[start:start + step]
         contiguous = len(chunk) and chunk[-1] - chunk[0] == len(chunk) - 1
-        batch = ds[int(chunk[0]):int(chunk[-1]) + 1] if contiguous else ds.select(chunk.tolist())[:]
+        try:
+            batch = ds[int(chunk[0]):int(chunk[-1]) + 1] if contiguous else ds.select(chunk.tolist())[:]
+        except Exception as exc:  # noqa: BLE001 -- arrow's errors for a damaged file
+            raise UserError(f"rows {int(chunk[0])}-{int(chunk[-1])} cannot be read ({describe_error(exc)})") from None
         for i, img in enumerate(batch[image_column]):
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BICUBIC)
+            try:
+                img = img.convert("RGB")
+                if img.size != (size, size):
+                    img = img.resize((size, size), Image.BICUBIC)
+            except Exception as exc:  # noqa: BLE001 -- PIL's errors for a damaged image
+                raise UserError(f"image {int(rows[start + i])} cannot be decoded ({describe_error(exc)})") from None
             images[start + i] = np.asarray(img)
     return images
 
@@ -258,17 +356,25 @@ def decoded_rows(spec: DatasetSpec, split: str, ds, origin: str, rows: np.ndarra
     _check_disk(path.parent, math.prod(shape), f"decoding {len(rows)} {split} images of {spec.name} at "
                                                f"{spec.resolution} px")
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npy")
-    if mmap:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        _decode(ds, rows, image_column, spec.resolution, out)
-        out.flush()
-        del out
+    try:
+        if mmap:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            _decode(ds, rows, image_column, spec.resolution, out)
+            out.flush()
+            del out
+            os.replace(tmp, path)
+            return np.load(path, mmap_mode="c")
+        images = _decode(ds, rows, image_column, spec.resolution)
+        np.save(tmp, images)
         os.replace(tmp, path)
-        return np.load(path, mmap_mode="c")
-    images = _decode(ds, rows, image_column, spec.resolution)
-    np.save(tmp, images)
-    os.replace(tmp, path)
-    return images
+        return images
+    except UserError as exc:
+        raise UserError(f"dataset {spec.name} at {origin}: {exc}; a file there may be corrupt: copy it again from "
+                        f"its source") from None
+    except OSError as exc:  # the cache's disk (full, read-only)
+        raise storage_error(exc, tmp) from None
+    finally:
+        tmp.unlink(missing_ok=True)  # never a half-written cache file holding the space
 
 
 def _per_class(labels: np.ndarray, classes: np.ndarray, count: int | None, rng: np.random.Generator,
@@ -304,8 +410,19 @@ def load(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Data:
     """Train (minus the carve), val (the carve) and test splits of ``spec`` as uint8 tensors.
 
     Rows are chosen from the label columns first and only the chosen images are decoded, so a subset of a large
-    local ImageNet-1K costs what the subset costs.
+    local ImageNet-1K costs what the subset costs. A file that cannot be read is one line naming it.
     """
+    try:
+        return _load(spec, root)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- a damaged file surfaces as whatever arrow or PIL raise
+        raise UserError(f"dataset {spec.name}: reading it from {data_root(root) or 'the hub'} failed "
+                        f"({describe_error(exc)}); a file there may be truncated or corrupt: copy it again from its "
+                        f"source") from None
+
+
+def _load(spec: DatasetSpec, root: str | os.PathLike | None) -> Data:
     root_path = data_root(root)
     train_ds, train_origin = _load_split(spec, "train", root_path)
     test_ds, test_origin = _load_split(spec, "test", root_path)
@@ -351,6 +468,9 @@ def load(spec: DatasetSpec, root: str | os.PathLike | None = None) -> Data:
 
 # --- batched augmentation on the training device -------------------------------------------------------------------
 
+PADDING_MODES = ("reflect", "constant", "replicate", "circular")  # torch.nn.functional.pad's
+
+
 @dataclass(frozen=True)
 class AugmentSpec:
     crop_padding: int = 4  # random crop after padding by this many pixels (0: off)
@@ -361,10 +481,17 @@ class AugmentSpec:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AugmentSpec:
-        d = d or {}
+        d = mapping(d or {}, "budget.augment")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise UserError(f"augment: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        whole(d.get("crop_padding", 0), "budget.augment.crop_padding", lo=0)
+        if d.get("padding_mode", "reflect") not in PADDING_MODES:
+            raise UserError(f"budget.augment.padding_mode must be one of {', '.join(PADDING_MODES)}, not "
+                            f"{d['padding_mode']!r}")
+        flag(d.get("flip", True), "budget.augment.flip")
+        number(d.get("rotation", 0.0), "budget.augment.rotation", 0, 180)
+        whole(d.get("resize"), "budget.augment.resize", optional=True)
         return cls(**d)
 
 

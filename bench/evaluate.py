@@ -25,6 +25,7 @@ from . import data as datamod
 from .models import prepare_for_device
 from .precision import autocast
 from .protocol import OperatingPoint
+from .store import replacing
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ def save_weights(model: nn.Module, path: Path) -> int:
     # safetensors refuses aliased tensors; the loader re-ties shared ones through the module's structure
     unique = {k: v.detach().contiguous().cpu() for k, v in unique_tensors(model).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(unique, str(path))
+    with replacing(path) as tmp:  # never a torn weights file (a full disk): the file is whole or absent
+        save_file(unique, str(tmp))
     return path.stat().st_size
 
 

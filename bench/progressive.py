@@ -39,6 +39,7 @@ from torch import nn
 from .evaluate import unique_tensors
 from .models import prepare_for_device, wants_channels_last
 from .precision import autocast
+from .store import atomic_save, atomic_write_text, replacing
 
 INDEX = "stages.json"
 
@@ -64,7 +65,8 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
         tensors = unique_tensors(p.model)
         new = {key: t.detach().contiguous().cpu() for key, t in tensors.items() if key not in loaded}
         name = f"stage{k}.safetensors"
-        save_file(new, str(directory / name))
+        with replacing(directory / name) as tmp:
+            save_file(new, str(tmp))
         loaded |= set(new)
         stages.append({"point": p.name, "file": name, "new_keys": len(new),
                        "new_bytes": (directory / name).stat().st_size})
@@ -72,15 +74,15 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
         skeletons = copy.deepcopy([p.model for p in points])
         for skeleton in skeletons:
             prepare_for_device(skeleton.to("meta"), device).eval()  # layout and kernel choices ride along
-    torch.save(skeletons, directory / "skeletons.pt")
-    torch.save(image.cpu(), directory / "image.pt")
+    atomic_save(skeletons, directory / "skeletons.pt")
+    atomic_save(image.cpu(), directory / "image.pt")
     # Classes of a method given as path/to/file.py:Class live in a module (bench.protocol names it
     # progbench_user_<stem>) that the measuring process cannot import by name: the index names their files.
     user_modules = {type(m).__module__ for p in points for m in p.model.modules()
              if type(m).__module__.startswith("progbench_user_")}
     index = {"stages": stages, "whole": {role: str(path) for role, path in whole.items()},
              "modules": {name: os.path.abspath(sys.modules[name].__file__) for name in sorted(user_modules)}}
-    (directory / INDEX).write_text(json.dumps(index, indent=1))
+    atomic_write_text(directory / INDEX, json.dumps(index, indent=1))
 
 
 def instantiate(skeleton: nn.Module, built: dict, made_now: list) -> nn.Module:

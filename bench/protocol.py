@@ -14,10 +14,15 @@ memory) and stores the run. Methods are found by name through :data:`BUILTIN`, t
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -28,7 +33,7 @@ import torch
 from torch import nn
 
 from .data import AugmentSpec, Data, DatasetSpec
-from .errors import UserError
+from .errors import UserError, flag, is_number, is_whole, mapping, number, whole
 
 ENTRY_POINT_GROUP = "progbench.methods"
 OPTIMIZER_KEYS = {"sgd": {"name", "lr", "momentum", "weight_decay", "nesterov"},
@@ -65,29 +70,47 @@ class Budget:
     @classmethod
     def from_dict(cls, d: dict) -> Budget:
         """A validated budget: every mistake is caught here, when the suite loads, not mid-suite."""
+        mapping(d, "budget")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise UserError(f"budget: unknown field(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        if not isinstance(d.get("epochs"), int) or d["epochs"] < 1:
-            raise UserError("budget: 'epochs' must be a whole number >= 1")
-        if "batch_size" in d and (not isinstance(d["batch_size"], int) or d["batch_size"] < 1):
-            raise UserError("budget: 'batch_size' must be a whole number >= 1")
+        if "epochs" not in d:
+            raise UserError("budget: 'epochs' must be given (a whole number >= 1)")
+        whole(d["epochs"], "budget: 'epochs'")
+        if "batch_size" in d:
+            whole(d["batch_size"], "budget: 'batch_size'")
         if d.get("precision", "bf16") not in ("bf16", "fp32"):
             raise UserError(f"budget.precision must be bf16 or fp32, not {d['precision']!r}")
+        number(d.get("label_smoothing", 0.0), "budget.label_smoothing", 0, 1, hi_open=True)
+        flag(d.get("compile", False), "budget.compile")
+        for key in ("optimizer", "schedule", "augment"):
+            if key in d:
+                mapping(d[key], f"budget.{key}")
         budget = cls(**d)
         opt = budget.optimizer
         allowed = OPTIMIZER_KEYS.get(opt.get("name", "sgd"))
         if allowed is None:
             raise UserError(f"budget.optimizer.name must be one of {sorted(OPTIMIZER_KEYS)}, not {opt.get('name')!r}")
-        if not isinstance(opt.get("lr"), (int, float)):
-            raise UserError("budget.optimizer needs a numeric 'lr'")
+        if not is_number(opt.get("lr")):
+            raise UserError(f"budget.optimizer needs a numeric 'lr' (e.g. 0.05), not {opt.get('lr')!r}")
         if set(opt) - allowed:
             raise UserError(f"budget.optimizer: unknown key(s) {sorted(set(opt) - allowed)}; {opt.get('name', 'sgd')} "
                             f"takes {sorted(allowed)}")
+        number(opt["lr"], "budget.optimizer.lr", 0, lo_open=True)
+        number(opt.get("weight_decay", 0.0), "budget.optimizer.weight_decay", 0)
+        number(opt.get("momentum", 0.0), "budget.optimizer.momentum", 0, 1)
+        flag(opt.get("nesterov", False), "budget.optimizer.nesterov")
+        betas = opt.get("betas", (0.9, 0.999))
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise UserError(f"budget.optimizer.betas must be two numbers in [0, 1), not {betas!r}")
+        for b in betas:
+            number(b, "budget.optimizer.betas", 0, 1, hi_open=True)
         sched = budget.schedule
         if sched.get("name", "cosine") not in ("cosine", "constant") or set(sched) - SCHEDULE_KEYS:
             raise UserError(f"budget.schedule: name must be cosine or constant, keys among {sorted(SCHEDULE_KEYS)}; "
                             f"got {sched}")
+        number(sched.get("warmup_epochs", 0), "budget.schedule.warmup_epochs", 0)
+        number(sched.get("min_lr_ratio", 0.0), "budget.schedule.min_lr_ratio", 0, 1)
         AugmentSpec.from_dict(budget.augment)
         return budget
 
@@ -259,13 +282,86 @@ class Method(nn.Module):
 
     @classmethod
     def make_config(cls, overrides: dict | None) -> Any:
-        overrides = overrides or {}
+        """The config from a suite's (or ``--config``'s) overrides, checked against the fields' declared types."""
+        overrides = {} if overrides is None else overrides
+        if not isinstance(overrides, dict):
+            raise UserError(f"method {cls.name}: config must be a mapping of its fields, not {overrides!r}")
         known = {f.name for f in dataclasses.fields(cls.Config)}
         unknown = set(overrides) - known
         if unknown:
             raise UserError(f"method {cls.name}: unknown config field(s) {sorted(unknown)}; "
                             f"known: {sorted(known) or 'none'}")
-        return cls.Config(**overrides)
+        check_config_types(cls, overrides)
+        try:
+            return cls.Config(**overrides)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- a method's own check of its config, in whatever form it raises
+            raise UserError(f"method {cls.name}: config {overrides} was refused ({describe_exception(exc)})") \
+                from None
+
+
+def check_config_types(cls: type[Method], values: dict) -> None:
+    """Each value against its field's declared type (``float`` takes whole numbers, not booleans; ``tuple`` takes a
+    YAML list); annotations this check does not understand are left to the method."""
+    try:
+        hints = typing.get_type_hints(cls.Config)
+    except Exception:  # noqa: BLE001 -- an annotation that does not resolve: nothing to check against
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+    for name, value in values.items():
+        hint = hints.get(name)
+        if hint is None or (value is None and defaults.get(name) is None) or _fits(value, hint):
+            continue
+        raise UserError(f"method {cls.name}: config field {name} must be {_type_name(hint)}, not {value!r}")
+
+
+def _fits(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return is_whole(value)
+    if hint is float:
+        return is_number(value)
+    base = origin or hint
+    if base in (tuple, list, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        items = {a for a in args if a is not Ellipsis}
+        return len(items) != 1 or all(_fits(v, next(iter(items))) for v in value)
+    if base in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    return not isinstance(base, type) or isinstance(value, base)
+
+
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", type(None): "null",
+             tuple: "a list", list: "a list", dict: "a mapping"}
+    return names.get(typing.get_origin(hint) or hint, getattr(hint, "__name__", str(hint)))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+
+
+def raised_in(exc: BaseException, cls: type[Method]) -> str | None:
+    """``file:line`` of the deepest frame of ``exc``'s traceback in the method's own source files, or None when its
+    code is not on the traceback (the harness or a library raised)."""
+    import traceback
+    files = set(method_files(cls))
+    ours = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() in files]
+    return f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else None
 
 
 _NO_LEGACY = object()
@@ -300,7 +396,41 @@ def _load_reference(ref: str) -> type:
     registered = available_methods().get(cls.name)
     if registered and registered != ref and _load_reference(registered) is not cls:
         raise UserError(f"method {ref!r} is named {cls.name!r}, which is taken by {registered}; choose another name")
+    method_source(cls)  # taken now, as loaded: a later edit of the file is not the code that runs
     return cls
+
+
+_SOURCES: dict[type, tuple[dict, list[Path]]] = {}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def method_files(cls: type[Method]) -> list[Path]:
+    """The source files of a method's class and of the method classes it derives from (their modules; for a file
+    method, the file), resolved."""
+    files: list[Path] = []
+    for klass in cls.__mro__:
+        if klass is Method or not issubclass(klass, Method):
+            continue
+        try:
+            path = Path(inspect.getsourcefile(klass) or "").resolve()
+        except TypeError:  # defined where no file is (an interactive session)
+            continue
+        if path.is_file() and path not in files:
+            files.append(path)
+    return files
+
+
+def method_source(cls: type[Method]) -> dict:
+    """What a method's runs are made from, for the stale-code guard: the sha256 of its source files
+    (:func:`method_files`), read when the class was first loaded, and those files' names."""
+    if cls not in _SOURCES:
+        files = method_files(cls)
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        names = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in files]
+        _SOURCES[cls] = {"sha256": digest.hexdigest(), "files": names}, files
+    return _SOURCES[cls][0]
 
 
 def available_methods() -> dict[str, str]:

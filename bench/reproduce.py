@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from .errors import UserError
-from .store import Record, Store
+from .store import Record, Store, atomic_write_text
 
 EXACT_POINT_METRICS = ("test_top1", "test_top5", "val_top1", "params", "flops", "weight_bytes", "peak_memory_bytes")
 EXACT_TRAINING = ("images_seen", "epochs", "train_flops")
@@ -64,10 +65,17 @@ def report_changes(before: dict[Path, str], written: list[Path]) -> tuple[list[P
 
 def seed_scratch_store(committed: Store, scratch: Store, teacher_ids: list[str]) -> None:
     """Copy the committed records of the teachers the rerun needs (not their work folders): students distil from the
-    very weights they were trained with, pinned by checksum, without training the teacher again."""
+    very weights they were trained with, pinned by checksum, without training the teacher again. Each copy is made
+    under a temporary name and renamed, so an interrupted copy is never taken for a run; one already there (a
+    resumed rerun) is kept."""
     for rid in teacher_ids:
+        if scratch.status(rid) == "done":
+            continue
         record = committed.teacher_record(rid)
-        shutil.copytree(record.path, scratch.run_dir(rid), ignore=shutil.ignore_patterns("work"))
+        tmp = scratch.runs / f".{rid}.copy"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(record.path, tmp, ignore=shutil.ignore_patterns("work"))
+        os.replace(tmp, scratch.run_dir(rid))
 
 
 def _log_rows(record: Record) -> list[dict]:
@@ -146,12 +154,31 @@ def environment_differences(committed: Record, env: dict) -> list[str]:
     return diffs
 
 
-def scratch_store(path: str | None, committed: Store) -> Store:
-    """An empty store for a fresh rerun (a new temporary folder by default); anything in it would count as cached."""
+MARKER = "FRESH.json"  # in a scratch store: what it is the rerun of, so an interrupted rerun can resume into it
+
+
+def scratch_store(path: str | None, committed: Store, suite: str, fresh: str, run_ids: list[str]
+                  ) -> tuple[Store, bool]:
+    """The scratch store of a fresh rerun and whether it resumes one: a new folder (a temporary one by default), or
+    the scratch store of an interrupted rerun of the same filter against the same store, whose runs were all trained
+    fresh by it. Any other non-empty folder is refused: its runs would count as cached, not retrained."""
     store = Store(path or tempfile.mkdtemp(prefix="progbench-fresh-"))
     if store.root.resolve() == committed.root.resolve():
         raise UserError(f"--scratch {path} is the committed store itself; give a new folder")
+    what = {"committed": str(committed.root.resolve()), "suite": suite, "fresh": fresh}
     if store.root.exists() and any(store.root.iterdir()):
-        raise UserError(f"--scratch {path} is not empty: its runs would count as cached, not retrained; give a new "
-                        f"folder (or remove it)")
-    return store
+        try:
+            marker = json.loads((store.root / MARKER).read_text())
+        except (OSError, ValueError):
+            marker = None
+        foreign = [d.name for d in store.runs.iterdir() if not d.name.startswith(".") and d.name not in run_ids] \
+            if store.runs.is_dir() else []
+        if marker != what or foreign:
+            raise UserError(f"--scratch {path} is not empty: its runs would count as cached, not retrained; give a new "
+                            f"folder (or remove it)" + (" -- it is the scratch store of another rerun "
+                                                        f"({marker.get('fresh')!r} of {marker.get('committed')})"
+                                                        if isinstance(marker, dict) and marker != what else ""))
+        return store, True
+    store.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(store.root / MARKER, json.dumps(what, indent=2, sort_keys=True) + "\n")
+    return store, False

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data as datamod
-from . import distributed, progressive, protocol
+from . import distributed, precision, progressive, protocol
 from .distributed import SINGLE, World
 from .env import environment
 from .errors import UserError
@@ -81,6 +81,7 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
     if device.type == "cuda" and task.budget.precision == "bf16" and not torch.cuda.is_bf16_supported(False):
         raise UserError(f"run {rid}: its budget trains in bf16, which {torch.cuda.get_device_name(device)} lacks "
                         f"(bf16 needs an Ampere or newer GPU); set the budget's precision: fp32 (a new run)")
+    precision.warn_if_slow(device, task.budget.precision, lambda line: print(line, flush=True))
     data = get_data(task.dataset, rt.data_root)
     method_cls = protocol.get_method(run.method_ref)
     teacher, inputs = None, {}
@@ -114,9 +115,9 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
                                    work / "weights" / f"{point.name}.safetensors", rt.eval_settings)
         point_metrics.append(m)
         predictions[point.name] = logits
-    flops = [m["flops"] for m in point_metrics]
-    if flops != sorted(flops):
-        raise RunFailed(f"run {rid}: method {method_cls.name}'s anytime family is not cheapest first (FLOPs {flops})")
+    problem = order_problem([p.name for p in points], [m["flops"] for m in point_metrics])
+    if problem:
+        raise RunFailed(f"run {rid}: method {method_cls.name}'s {problem}")
     extra_points = method.extra_points()
     check_family(points + extra_points, f"run {rid}: method {method_cls.name} (family and extra points)")
     for p in extra_points:
@@ -148,7 +149,8 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
         "method_params": sum(p.numel() for p in method_params.values()),
         "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
     }
-    env = {**rt.env, "torch_threads": torch.get_num_threads(), **({"world_size": world.size} if world.size > 1 else {})}
+    env = {**rt.env, "torch_threads": torch.get_num_threads(), **({"world_size": world.size} if world.size > 1 else {}),
+           "method_source": protocol.method_source(method_cls)}  # for the stale-code guard (bench.preflight)
     rt.store.write(rid, spec, env, metrics, state.log, predictions,
                    teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)
     del method, teacher
@@ -157,11 +159,26 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
 
 
 def check_family(points: list, where: str) -> None:
-    names = [p.name for p in points]
-    if not points:
-        raise RunFailed(f"{where} returned an empty anytime family")
+    problem = family_problem([p.name for p in points])
+    if problem:
+        raise RunFailed(f"{where}: {problem}")
+
+
+def family_problem(names: list[str]) -> str | None:
+    """What is wrong with an anytime family's point names (None: nothing)."""
+    if not names:
+        return "the anytime family is empty; return at least one OperatingPoint"
     if len(set(names)) != len(names) or not all(re.fullmatch(r"[A-Za-z0-9_.+-]+", n) for n in names):
-        raise RunFailed(f"{where}: operating point names must be unique and file-name safe, got {names}")
+        return f"operating point names must be unique and file-name safe (letters, digits, _ . + -), got {names}"
+    return None
+
+
+def order_problem(names: list[str], flops: list[float]) -> str | None:
+    """Why an anytime family is not cheapest first (None: it is)."""
+    if flops == sorted(flops):
+        return None
+    return (f"anytime family is not cheapest first (FLOPs per image {dict(zip(names, flops))}); return its points in "
+            f"order of non-decreasing cost")
 
 
 _FORWARD_FLOPS: dict = {}
@@ -227,22 +244,27 @@ def _same_but_seed(spec: dict) -> str:
 
 def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
     """Each run's status and training time: measured when done; else the mean of finished runs that differ only by
-    seed, else an estimate from FLOPs at the store's measured rate."""
+    seed, else an estimate from FLOPs at the store's measured rate. The methods of runs still to train are built on
+    the meta device first (``bench.preflight``), so a bad method or family fails here, before training."""
+    from .preflight import check_methods
+
     rows = []
-    records = store.records()  # verified once (checksums), then read from memory
+    records = {rec.run_id: rec for rec in store.records()}  # verified once (checksums), then read from memory
     measured: dict[str, list[float]] = {}
-    for rec in records:
+    for rec in records.values():
         measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
-    for run in suite.select(only):
-        found = store.check(run.run_id)
-        record = found.record
+    runs = suite.select(only)
+    check_methods([run for run in runs if run.run_id not in records])
+    for run in runs:
+        record = records.get(run.run_id)
+        found = store.check(run.run_id) if record is None else None
         siblings = measured.get(_same_but_seed(run.spec))
         seconds = (record.metrics["training"]["wall_clock_s"] if record
                    else sum(siblings) / len(siblings) if siblings
-                   else estimate_seconds(run, training_rate(records, run.task.threads)))
+                   else estimate_seconds(run, training_rate(list(records.values()), run.task.threads)))
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
-                     "status": found.status, "train_min": seconds / 60, "estimated": record is None,
-                     "teacher": run.depends_on})
+                     "status": "done" if record else found.status, "train_min": seconds / 60,
+                     "estimated": record is None, "teacher": run.depends_on, "record": record})
     return rows
 
 

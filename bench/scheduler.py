@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, storage_error
 from .lease import Lease
 from .store import Store, atomic_write_text
 from .suite import RunSpec
@@ -61,6 +61,21 @@ def mark_failed(store: Store, rid: str, session: str, message: str, log: str | N
 
 def progress_path(store: Store, rid: str) -> Path:
     return store.work_dir(rid) / "progress.json"
+
+
+def epoch_progress(store: Store, rid: str, emit: Callable[[dict], None] | None = None):
+    """An ``on_epoch`` callback for the trainer: writes the run's progress file (``progbench status`` reads it) and
+    emits an ``epoch`` event."""
+    def on_epoch(row: dict, epochs: int) -> None:
+        progress = {"phase": row["phase"], "epoch": row["epoch"], "epochs": epochs, "val": row.get("val_top1"),
+                    "seconds": row["epoch_s"], "time": time.time()}
+        try:
+            atomic_write_text(progress_path(store, rid), json.dumps(progress, sort_keys=True) + "\n")
+        except OSError:
+            pass  # progress is for display only
+        if emit is not None:
+            emit({"event": "epoch", "run": rid, **progress})
+    return on_epoch
 
 
 def ordered(runs: list[RunSpec]) -> list[RunSpec]:
@@ -136,8 +151,10 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
                     return out
                 except UserError:
                     raise  # the input is wrong (missing data, a bad method): one line for the whole invocation
+                except OSError as exc:  # the store's disk (full, read-only): every other run would hit it too
+                    raise storage_error(exc) from None
                 except Exception as exc:  # noqa: BLE001 -- the run failed; the others go on
-                    message = _one_line(exc)
+                    message = _one_line(exc, run)
                     mark_failed(store, rid, session, message, log_path(rid))
                     out.failed[rid] = message
                     emit({"event": "failed", "run": rid, "why": message, "log": log_path(rid)})
@@ -155,10 +172,19 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
     return out
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, run: RunSpec | None = None) -> str:
+    """A run's failure in one line: the harness's own message, or the exception with where it was raised; when the
+    method's own code raised it, the method is named with the line of its source that did."""
+    from .protocol import describe_exception, get_method, raised_in
     from .runner import RunFailed
     if isinstance(exc, (UserError, RunFailed)):
-        return str(exc)
+        return str(exc).strip().splitlines()[0]
+    try:
+        ours = raised_in(exc, get_method(run.method_ref)) if run is not None else None
+    except Exception:  # noqa: BLE001 -- naming the method is a courtesy; the failure is reported either way
+        ours = None
+    if ours:
+        return f"run {run.run_id}: method {run.method} raised {describe_exception(exc)} at {ours}"
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
     at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
-    return f"{type(exc).__name__}: {exc}{at}".splitlines()[0]
+    return f"{describe_exception(exc)}{at}"

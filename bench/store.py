@@ -9,10 +9,12 @@
         teacher.safetensors       teacher runs only: the weights students distil from (committed)
         record.json               written last: sha256 and size of every file above -> the run is complete
         work/                     git-ignored: checkpoint, weights of every operating point
-    results/quarantine/           corrupt or partial records moved aside, never deleted
+    results/quarantine/           corrupt records moved aside, never deleted
 
-A finished run (valid record.json, every checksum matching) is never redone. A folder with result files but no valid
-record is moved to quarantine and the run is redone; a folder with only ``work/`` is an interrupted run and resumes.
+A finished run (valid record.json, every checksum matching) is never redone. A folder without record.json is an
+interrupted run (**partial**), whatever result files it holds (a kill while the record was being written leaves
+some): it resumes from ``work/`` and its files are written again. A record.json that is malformed, or whose files are
+missing or disagree with their checksums, is **corrupt**: its files are moved to quarantine and the run is redone.
 """
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, storage_error
 
 RECORD_FILES = ("spec.json", "env.json", "metrics.json", "log.jsonl", "predictions.safetensors")
 SCHEMA = 1
@@ -53,14 +56,55 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def temporary(path: Path) -> Path:
+    """The temporary name ``path`` is written under before it is renamed into place."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextmanager
+def replacing(path: Path, tmp: Path | None = None):
+    """Yield a temporary path to write; on success it replaces ``path`` (atomic), on any failure it is removed, and a
+    failure of the filesystem (full, read-only) is one line naming the file."""
+    tmp = tmp or temporary(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise storage_error(exc, path) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # on a read-only store nothing was written either
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` through :func:`replacing`."""
+    import torch
+    with replacing(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) as RuntimeError
+            raise storage_error(exc, path) from None
 
 
 class CorruptRecord(Exception):
     pass
+
+
+class Unfinished(CorruptRecord):
+    """No record.json: the run was interrupted (its result files, if any, are written again when it resumes)."""
 
 
 @dataclass
@@ -109,10 +153,10 @@ class Store:
 
     # --- reading ----------------------------------------------------------------------------------------------------
     def verify(self, rid: str) -> Record:
-        """The complete record of ``rid``, or :class:`CorruptRecord` saying what is wrong."""
+        """The complete record of ``rid``, or :class:`CorruptRecord` (:class:`Unfinished` without record.json)."""
         d = self.run_dir(rid)
         if not (d / "record.json").exists():
-            raise CorruptRecord("no record.json (the run did not finish)")
+            raise Unfinished("no record.json (the run did not finish)")
         try:
             return self._verify(rid, d)
         except CorruptRecord:
@@ -149,9 +193,10 @@ class Store:
             return Check("missing")
         try:
             return Check("done", self.verify(rid))
+        except Unfinished as exc:  # interrupted, while training or while its record was written: it resumes
+            return Check("partial", reason=str(exc))
         except CorruptRecord as exc:
-            has_results = any(item.name != "work" for item in d.iterdir())
-            return Check("corrupt" if has_results else "partial", reason=str(exc))
+            return Check("corrupt", reason=str(exc))
 
     def status(self, rid: str) -> str:
         """``done``, ``partial`` (interrupted, resumable), ``corrupt`` or ``missing``."""
@@ -180,7 +225,7 @@ class Store:
         """Move a corrupt record's files aside (never delete them); returns where they went.
 
         ``work/`` stays: a finished training's checkpoint is not part of the record, and lets the run resume straight
-        to evaluation (a kill during ``write`` leaves result files without ``record.json``).
+        to evaluation.
         """
         base = self.root / "quarantine" / f"{rid}-{time.strftime('%Y%m%d-%H%M%S')}"
         dest, n = base, 1
@@ -201,20 +246,23 @@ class Store:
         if run_id(spec) != rid:
             raise ValueError("spec does not hash to run id")
         d = self.run_dir(rid)
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, d, "create") from None
+        for stale in d.glob(".*.tmp*"):  # left by a process killed mid-write (the caller holds the run's lease)
+            _remove(stale)
         atomic_write_text(d / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
         atomic_write_text(d / "env.json", json.dumps(env, indent=2, sort_keys=True) + "\n")
         atomic_write_text(d / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         atomic_write_text(d / "log.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in log))
-        tmp = d / f".predictions.tmp{os.getpid()}"
-        save_file({k: v.half().contiguous() for k, v in predictions.items()}, str(tmp),
-                  metadata={"what": "test-set logits, float16, in test-split order"})
-        os.replace(tmp, d / "predictions.safetensors")
+        with replacing(d / "predictions.safetensors", d / f".predictions.tmp{os.getpid()}") as tmp:
+            save_file({k: v.half().contiguous() for k, v in predictions.items()}, str(tmp),
+                      metadata={"what": "test-set logits, float16, in test-split order"})
         names = list(RECORD_FILES)
         if teacher_weights is not None:
-            tmp = d / f".teacher.tmp{os.getpid()}"
-            shutil.copyfile(teacher_weights, tmp)
-            os.replace(tmp, d / "teacher.safetensors")
+            with replacing(d / "teacher.safetensors", d / f".teacher.tmp{os.getpid()}") as tmp:
+                shutil.copyfile(teacher_weights, tmp)
             names.append("teacher.safetensors")
         files = {n: {"sha256": sha256_file(d / n), "bytes": (d / n).stat().st_size} for n in names}
         atomic_write_text(d / "record.json", json.dumps({"schema": SCHEMA, "run_id": rid, "files": files},

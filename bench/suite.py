@@ -33,11 +33,11 @@ import yaml
 
 from . import protocol
 from .data import DatasetSpec
-from .errors import UserError
+from .errors import UserError, whole
 from .models import check_arch
 from .placement import ExecutorConfig, resolve
 from .protocol import Budget, Task
-from .store import run_id
+from .store import canonical_json, run_id
 
 SUITE_KEYS = {"name", "description", "dataset", "budgets", "families", "runs", "teacher_seed", "executor"}
 FAMILY_KEYS = {"teacher", "student", "teacher_budget", "budget", "dataset", "teacher_kwargs", "student_kwargs",
@@ -161,7 +161,7 @@ def _budget(value, budgets: dict, where: str) -> dict:
         raise UserError(f"{where}: a budget is a name or a mapping")
     try:
         return Budget.from_dict(value).__dict__
-    except TypeError as exc:
+    except (TypeError, UserError) as exc:
         raise UserError(f"{where}: {exc}") from None
 
 
@@ -210,11 +210,17 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
             raise UserError(f"{where}: missing required key {key!r}")
     config = resolve(raw.get("executor"), where, executor or {})
     placement = config.placement()
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise UserError(f"{where}: name must be a non-empty string, not {raw['name']!r}")
     budgets = raw.get("budgets") or {}
+    _require(budgets, f"{where}: budgets", set(budgets))
     families = raw["families"]
     _require(families, f"{where}: families", set(families))
+    if not isinstance(raw["runs"], list):
+        raise UserError(f"{where}: runs must be a list of entries ({{method: ..., families: [...]}}), not "
+                        f"{raw['runs']!r}")
     default_dataset = raw["dataset"]
-    teacher_seed = raw.get("teacher_seed", 0)
+    teacher_seed = whole(raw.get("teacher_seed", 0), f"{where}: teacher_seed", lo=0)
     runs: list[RunSpec] = []
     teachers: dict[str, RunSpec] = {}
     scratch = protocol.get_method("scratch")
@@ -227,9 +233,11 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
         dataset = DatasetSpec.from_dict(f.get("dataset", default_dataset))
         _ = dataset.source  # unknown dataset and architecture names fail here, before anything runs
         check_arch(f["student"])
+        _build(f["student"], f.get("student_kwargs", {}), dataset, f"{where}: family {fam}'s student")
         if "teacher_from" in f:
             continue
         check_arch(f["teacher"])
+        _build(f["teacher"], f.get("teacher_kwargs", {}), dataset, f"{where}: family {fam}'s teacher")
         task = Task(dataset=dataset, family=fam, arch=f["teacher"], arch_kwargs=f.get("teacher_kwargs", {}),
                     budget=Budget(**_budget(f["teacher_budget"], budgets, f"{where}: family {fam}")),
                     seed=teacher_seed, role="teacher", **placement)
@@ -246,16 +254,31 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
         _require(entry, at, RUN_KEYS)
         if "method" not in entry:
             raise UserError(f"{at} lacks 'method'")
+        if not isinstance(entry["method"], str):
+            raise UserError(f"{at}: method must be a name or path/to/file.py:ClassName, not {entry['method']!r}")
         method_cls = protocol.get_method(entry["method"])
         if not isinstance(entry.get("student_kwargs", {}), dict):
             raise UserError(f"{at}: student_kwargs must be a mapping of the student architecture's arguments")
+        chosen = entry.get("families", list(families))
+        if not isinstance(chosen, list) or not all(isinstance(x, str) for x in chosen):
+            raise UserError(f"{at}: families must be a list of family names (e.g. [vgg]), not {chosen!r}")
+        seeds = entry.get("seeds", [0])
+        if not isinstance(seeds, list) or not seeds:
+            raise UserError(f"{at}: seeds must be a list of whole numbers (e.g. [0, 1, 2]), not {seeds!r}")
+        for seed in seeds:
+            whole(seed, f"{at}: each seed", lo=0)
+        if "name" in entry and not isinstance(entry["name"], str):
+            raise UserError(f"{at}: name must be a string, not {entry['name']!r}")
         specs = []
-        for fam in entry.get("families", list(families)):
+        for fam in chosen:
             if fam not in families:
                 raise UserError(f"{at} names unknown family {fam!r}; families: {', '.join(families)}")
             f = families[fam]
             budget = _budget(entry.get("budget", f["budget"]), budgets, at)
-            for seed in entry.get("seeds", [0]):
+            if entry.get("student_kwargs"):
+                _build(f["student"], {**f.get("student_kwargs", {}), **entry["student_kwargs"]},
+                       DatasetSpec.from_dict(f.get("dataset", default_dataset)), f"{at}: family {fam}'s student")
+            for seed in seeds:
                 teacher = teachers[fam]
                 teacher_family = families[f.get("teacher_from", fam)]
                 task = Task(dataset=DatasetSpec.from_dict(f.get("dataset", default_dataset)), family=fam,
@@ -279,6 +302,31 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
     if dupes:
         raise UserError(f"{where}: runs repeat the same spec ({', '.join(sorted(dupes))}); remove the duplicate entry")
     return Suite(raw["name"], path, runs, raw.get("description", ""), expand, config)
+
+
+_BUILT: dict[str, str | None] = {}
+
+
+def _build(arch: str, kwargs, dataset: DatasetSpec, where: str) -> None:
+    """Build the architecture with its kwargs on the meta device (nothing allocated): a wrong argument fails when the
+    suite loads, in one line, not when its run starts."""
+    if not isinstance(kwargs, dict):
+        raise UserError(f"{where}: its kwargs must be a mapping of the architecture's arguments, not {kwargs!r}")
+    key = canonical_json([arch, kwargs, dataset.num_classes])
+    if key not in _BUILT:
+        import torch
+
+        from .models import create_model
+        try:
+            with torch.device("meta"):
+                create_model(arch, num_classes=dataset.num_classes, **kwargs)
+            _BUILT[key] = None
+        except UserError as exc:
+            _BUILT[key] = str(exc)
+        except Exception as exc:  # noqa: BLE001 -- whatever the model's constructor raises for bad arguments
+            _BUILT[key] = f"{arch} with {kwargs} cannot be built ({protocol.describe_exception(exc)})"
+    if _BUILT[key]:
+        raise UserError(f"{where}: {_BUILT[key]}")
 
 
 def _check_split(task: Task, where: str) -> None:

@@ -29,6 +29,7 @@ from .errors import UserError
 from .models import prepare_for_device
 from .precision import autocast
 from .protocol import Batch, Budget, Method, Phase
+from .store import atomic_save
 
 
 class TrainingError(Exception):
@@ -53,6 +54,9 @@ class TrainState:
     images_seen: int = 0
     train_flops: float = 0.0
     epochs_total: int = 0
+    # FLOPs of one training step per phase (str(index) -> FLOPs), measured once on the phase's first batch of its
+    # first epoch; kept so a resumed process counts what the first one measured (a step's cost may depend on the RNG)
+    step_flops: dict = field(default_factory=dict)
 
 
 def epoch_seed(seed: int, phase: int, epoch: int) -> int:
@@ -97,12 +101,6 @@ def lr_factor(schedule: dict, step: int, total: int, steps_per_epoch: int) -> fl
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def accuracy(model: nn.Module, split: datamod.Split, prep: datamod.Preprocess, device: torch.device,
              precision: str, batch_size: int = 500) -> float:
@@ -116,14 +114,19 @@ def accuracy(model: nn.Module, split: datamod.Split, prep: datamod.Preprocess, d
     return correct / max(1, len(split))
 
 
-def measure_step_flops(method: Method, phase: Phase, batch: Batch, scale: float) -> float:
+def measure_step_flops(method: Method, phase: Phase, batch: Batch, scale: float, seed: int | None = None) -> float:
     """FLOPs of one training step (forward, backward) measured by ``torch.utils.flop_counter``, scaled to a batch.
 
-    Run on a copy of the state so BN statistics, gradients and RNG are left exactly as they were.
+    Run on a copy of the state so BN statistics, gradients and RNG are left exactly as they were; with ``seed`` the
+    step draws from the torch RNGs seeded so (a step whose work depends on a random draw, as PWL's cross mask).
     """
     state = copy.deepcopy(method.state_dict())
     devices = [batch.x.device] if batch.x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), FlopCounterMode(display=False) as counter:
+        if seed is not None:
+            torch.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed(seed)  # the current device's generator, which fork_rng restores
         losses = phase.step(batch)
         sum(losses.values()).backward()
     method.load_state_dict(state)
@@ -217,6 +220,18 @@ class Trainer:
         atomic_save({"train_state": state.__dict__, "method": self.method.state_dict(), "inputs": self.inputs,
                      "optimizer": optimizer.state_dict() if optimizer else None}, self.ckpt_path)
 
+    def _step_flops(self, index: int, phase: Phase, bs: int) -> float:
+        """One step's FLOPs on the phase's first batch of its first epoch (its first two images, scaled to the batch),
+        the RNG as that step found it: the same number whichever epoch a process starts at, and what a run measured
+        before the count was kept in checkpoints (an older checkpoint without it gets it measured the same way)."""
+        seed = epoch_seed(self.seed, index, 0)
+        generator = torch.Generator().manual_seed(seed + 1)
+        idx, images, labels = next(datamod.batches(self.data.train, bs, shuffle=True, generator=generator,
+                                                   drop_last=True))
+        x = self.prep(images, train=True, generator=generator)
+        return measure_step_flops(self.method, phase, Batch(x[:2], labels[:2].to(self.device), idx[:2]), scale=bs / 2,
+                                  seed=seed)
+
     def _run_phase(self, index: int, phase: Phase, state: TrainState, ckpt: dict | None) -> None:
         budget, device = self.budget, self.device
         epochs = phase.epochs if phase.epochs is not None else budget.epochs
@@ -229,7 +244,7 @@ class Trainer:
         steps_per_epoch = len(train) // bs
         total_steps = epochs * steps_per_epoch
         eval_model = phase.eval_model or phase.module
-        step_flops = None
+        step_flops = state.step_flops.get(str(index))  # measured by the process that began this phase
         step_fn = phase.step
         if budget.compile:
             step_fn = torch.compile(phase.step)
@@ -252,8 +267,7 @@ class Trainer:
                     g["lr"] = g["base_lr"] * factor
                 batch = Batch(self.prep(images, train=True, generator=generator), labels.to(device), idx)
                 if step_flops is None:
-                    step_flops = measure_step_flops(self.method, phase, Batch(batch.x[:2], batch.y[:2], idx[:2]),
-                                                    scale=bs / 2)
+                    step_flops = state.step_flops[str(index)] = self._step_flops(index, phase, bs)
                 if self.world.size > 1:  # the whole global batch was drawn and augmented; this rank trains its share
                     share = self.world.share(bs)
                     batch = Batch(batch.x[share], batch.y[share], idx[share])

@@ -73,6 +73,16 @@ SECTIONS = [
             "and SWS from the ResNet teacher (their labels say so), so their curves are not like-for-like with "
             "the full-data students: read them as each method under the suite's CPU budget.",
             ["crossmethod_area", "crossmethod_winners", "crossmethod_points"], ["crossmethod_anytime"]),
+    Section("The grid: every method under one protocol per cell",
+            "The `grid` suite's protocol, per cell (architecture × dataset: VGG, ResNet, ViT on CIFAR-10 at 32 px and "
+            "on Imagenette at 64 px): every method distils from the cell's one teacher run, learns from the same "
+            "train split (all training images minus the fixed val carve) and trains every network it trains with "
+            "the cell's student budget (epochs, optimiser, schedule, augmentation, bf16), one thread per run. KD "
+            "and scratch students at the sizes of the other methods' points (ladders) make every budget a "
+            "comparison of trained models. Each method's training cost stands beside its accuracy, areas are taken "
+            "only over the cost range a method shares with the KD ladder, winners are chosen among trained points, "
+            "and each claim is judged from per-seed paired differences with a 95 % interval.",
+            ["grid_points", "grid_area", "grid_winners", "grid_claims"]),
     Section("Claims at a glance",
             "Every claim checked, per architecture family: the verdicts of the claims tables above (their "
             "evidence columns give the numbers).", ["claims_summary"]),

@@ -67,7 +67,9 @@ def tidy(records: list[Record]) -> pd.DataFrame:
             rows.append({
                 "run_id": rec.run_id, "method": spec["method"], "method_version": spec["method_version"],
                 "config": json.dumps(spec["config"], sort_keys=True), "variant": variant(spec), "role": task["role"],
-                "family": task["family"], "arch": task["arch"], "teacher_arch": task.get("teacher_arch"),
+                "family": task["family"], "arch": task["arch"],
+                "arch_kwargs": json.dumps(task.get("arch_kwargs", {}), sort_keys=True),
+                "teacher_arch": task.get("teacher_arch"),
                 "teacher_run": task.get("teacher_run"),
                 "dataset": ds["name"] + (f"[{subset}]" if subset else ""), "seed": task["seed"],
                 "epochs": task["budget"]["epochs"], "kind": kind, "point_index": i, "point": point["point"],
@@ -268,12 +270,14 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
                            "and of the harness's evaluation of every operating point, images seen and training "
                            "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
-    from reports import bdistil, crossmethod, pwl, sws  # here, not at the top: they build on this module's helpers
+    # here, not at the top: they build on this module's helpers
+    from reports import bdistil, crossmethod, grid, pwl, sws
     by_id = {r.run_id: r for r in records}
     written += pwl.build(df, by_id, out)
     written += sws.build(df, by_id, out)
     written += bdistil.build(df, by_id, out)
     written += crossmethod.build(df, out)
+    written += grid.build(df, by_id, out)
     from reports import document  # last: it assembles what the others wrote
     written += document.build(records, out)
     from reports import interactive  # after the document: it reads the same tables

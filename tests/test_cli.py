@@ -30,6 +30,55 @@ BAD = {
     "unknown config field": (GOOD.replace("families: [vgg]}", "families: [vgg], config: {temp: 3}}"),
                              "method kd: unknown config field(s) ['temp']"),
     "unknown budget": (GOOD.replace("budget: b}", "budget: c}"), "unknown budget 'c'"),
+    # declared types and ranges, checked when the suite loads: booleans are not numbers
+    "string for a number in a config": (GOOD.replace("families: [vgg]}", "families: [vgg], config: {T: four}}"),
+                                        "method kd: config field T must be a number, not 'four'"),
+    "config not a mapping": (GOOD.replace("families: [vgg]}", "families: [vgg], config: 3}"),
+                             "method kd: config must be a mapping of its fields, not 3"),
+    "negative learning rate": (GOOD.replace("batch_size: 50}", "batch_size: 50, optimizer: {name: sgd, lr: -0.1}}"),
+                               "budget.optimizer.lr must be a number > 0, not -0.1"),
+    "boolean learning rate": (GOOD.replace("batch_size: 50}", "batch_size: 50, optimizer: {name: sgd, lr: true}}"),
+                              "budget.optimizer needs a numeric 'lr'"),
+    "boolean epochs": (GOOD.replace("epochs: 1", "epochs: true"), "'epochs' must be a whole number >= 1, not True"),
+    "zero batch size": (GOOD.replace("batch_size: 50", "batch_size: 0"), "'batch_size' must be a whole number >= 1"),
+    "schedule out of range": (GOOD.replace("batch_size: 50}", "batch_size: 50, schedule: {warmup_epochs: -1}}"),
+                              "budget.schedule.warmup_epochs must be a number >= 0, not -1"),
+    "label smoothing out of range": (GOOD.replace("batch_size: 50}", "batch_size: 50, label_smoothing: 2}"),
+                                     "budget.label_smoothing must be a number >= 0 and < 1, not 2"),
+    "augment of the wrong type": (GOOD.replace("batch_size: 50}", "batch_size: 50, augment: {crop_padding: x}}"),
+                                  "budget.augment.crop_padding must be a whole number >= 0, not 'x'"),
+    "seed as a string": (GOOD.replace("families: [vgg]}", "families: [vgg], seeds: ['1']}"),
+                         "runs[0]: each seed must be a whole number >= 0, not '1'"),
+    "teacher seed as a string": (GOOD + "teacher_seed: x\n", "teacher_seed must be a whole number >= 0, not 'x'"),
+    "families not a list": (GOOD.replace("families: [vgg]}", "families: vgg}"),
+                            "families must be a list of family names (e.g. [vgg]), not 'vgg'"),
+    "runs not a list": (GOOD.replace("  - {method: kd, families: [vgg]}", "  3").replace("runs:\n  3", "runs: 3"),
+                        "runs must be a list of entries"),
+    "dataset count out of range": (GOOD.replace("val_per_class: 5", "val_per_class: -1"),
+                                   "dataset.val_per_class must be a whole number >= 0, not -1"),
+    "bad architecture kwargs": (GOOD.replace("families: [vgg]}", "families: [vgg], student_kwargs: {bogus: 1}}"),
+                                "family vgg's student: pb_vgg_tiny with {'bogus': 1} cannot be built (TypeError: "),
+    "architecture kwargs of the wrong type": (GOOD.replace("families: [vgg]}",
+                                                           "families: [vgg], student_kwargs: {widths: x}}"),
+                                              "pb_vgg_tiny with {'widths': 'x'} cannot be built (ValueError: "),
+    "empty suite file": ("", "must be a mapping, got NoneType"),
+    # a method's own mistakes, found by building it on the meta device before anything trains
+    "a method whose __init__ raises": (GOOD.replace("method: kd", 'method: "tests/user_methods.py:InitRaises"'),
+                                       "method init-raises raised ValueError: widths do not fit when built (at "
+                                       "user_methods.py:"),
+    "a family not cheapest first": (GOOD.replace("method: kd", 'method: "tests/user_methods.py:Unordered"'),
+                                    "method unordered's anytime family is not cheapest first (FLOPs per image "
+                                    "{'large': "),
+    "an unsafe point name": (GOOD.replace("method: kd", 'method: "tests/user_methods.py:UnsafeName"'),
+                             "operating point names must be unique and file-name safe (letters, digits, _ . + -), "
+                             "got ['../model']"),
+}
+
+BAD_FLAGS = {
+    "zero threads": (["--threads", "0"], "--threads-per-worker (executor.threads_per_worker) must be a whole "
+                                         "number >= 1, not 0"),
+    "negative threads": (["--threads", "-3"], "must be a whole number >= 1, not -3"),
+    "a GPU rate without the GPU estimate": (["--gpu-tflops", "-1"], "--gpu-tflops is a positive rate"),
 }
 
 
@@ -43,6 +92,15 @@ def test_bad_suite_is_one_line(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("progbench: error:"), err
     assert message in err[0]
+    assert not store.exists() or not list(store.rglob("runs/*/*"))  # nothing half-written
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FLAGS))
+def test_bad_flags_are_one_line(case, tmp_path, capsys):
+    flags, message = BAD_FLAGS[case]
+    assert run_cli("plan", "smoke", "--results", str(tmp_path / "r"), *flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("progbench: error:") and message in err[0], err
 
 
 def test_missing_data_root(tmp_path, capsys, monkeypatch):
@@ -56,7 +114,8 @@ def test_missing_data_root(tmp_path, capsys, monkeypatch):
 
 def test_unknown_suite_name(capsys):
     assert run_cli("plan", "cpuu") == 2
-    assert "unknown suite 'cpuu'; built-in suites: cpu, paper, smoke" in capsys.readouterr().err
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "unknown suite 'cpuu'; built-in suites: cpu, " in err and ", paper, smoke (or a path to a .yaml)" in err
 
 
 def test_console_script_prints_no_traceback(tmp_path):
@@ -108,7 +167,8 @@ def test_malformed_record_is_one_line_and_redone(smoke_store, tmp_path, capsys):
 def test_results_path_that_is_a_file(tmp_path, capsys):
     (tmp_path / "results").write_text("not a folder")
     assert run_cli("plan", "smoke", "--results", str(tmp_path / "results")) == 2
-    assert "is not a folder; pass --results DIR" in capsys.readouterr().err
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "is not a folder; pass --results DIR" in err
 
 
 def test_plan_estimates_a_missing_seed_from_its_finished_siblings(smoke_store, tmp_path):
@@ -132,7 +192,8 @@ def test_only_filter_names_teachers_by_their_role():
     teachers = suite.select("method=teacher")
     assert teachers and all(r.is_teacher for r in teachers)
     assert {r.family for r in teachers} == {"vgg", "resnet", "vit", "sws_imagenette"}
-    scratch = suite.select("method=scratch,family=vgg,seed=0")  # the student, and the teacher it needs
-    assert [r.is_teacher for r in scratch] == [True, False]
-    assert not matches(scratch[0], parse_only("method=scratch")) and matches(scratch[1], parse_only("method=scratch"))
-    assert [r.run_id for r in suite.select("id=teacher-vgg")] == [scratch[0].run_id]
+    kd = suite.select("method=kd,family=vgg,seed=0")  # the student, and the teacher it distils from
+    assert [r.is_teacher for r in kd] == [True, False]
+    assert not matches(kd[0], parse_only("method=kd")) and matches(kd[1], parse_only("method=kd"))
+    assert [r.is_teacher for r in suite.select("method=scratch,family=vgg,seed=0")] == [False]  # needs no teacher
+    assert [r.run_id for r in suite.select("id=teacher-vgg")] == [kd[0].run_id]

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from bench.store import Store
-from tests.conftest import SUITES, run_cli
+from tests.conftest import SUITES, assert_same_records, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,6 +83,7 @@ def test_resume_after_kill_gives_identical_results(tmp_path):
     assert Store(resumed).status(next((resumed / "runs").iterdir()).name) == "partial"
     _run_suite(suite, resumed)
     _same_run(tmp_path / "straight", resumed, "teacher-vgg")
+    assert_same_records(tmp_path / "straight", resumed)  # every non-timing field of metrics.json and log.jsonl
 
 
 def test_multi_phase_resume_gives_identical_results(tmp_path):
@@ -94,6 +95,7 @@ def test_multi_phase_resume_gives_identical_results(tmp_path):
                run_glob="two-stage-*")
     _run_suite(suite, resumed)
     _same_run(tmp_path / "straight", resumed, "two-stage-vgg")
+    assert_same_records(tmp_path / "straight", resumed)
 
 
 def test_nan_loss_is_one_line_and_keeps_the_store(tmp_path, capsys):

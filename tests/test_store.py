@@ -44,3 +44,17 @@ def test_interrupted_run_is_partial_not_corrupt(tmp_path):
     (store.work_dir("kd-vgg-s0-abc") / "weights").mkdir(parents=True)
     assert store.status("kd-vgg-s0-abc") == "partial"
     assert store.status("nothing-here") == "missing"
+
+
+def test_result_files_without_a_record_are_partial_and_a_bad_record_is_corrupt(tmp_path):
+    """A kill while a record is written leaves result files without record.json: an interrupted run, resumed; a
+    record.json that is malformed (or disagrees with its files) is corruption, quarantined."""
+    store = Store(tmp_path)
+    d = store.run_dir("kd-vgg-s0-abc")
+    (d / "work").mkdir(parents=True)
+    (d / "metrics.json").write_text("{}")
+    (d / ".predictions.tmp123").write_text("torn")
+    assert store.status("kd-vgg-s0-abc") == "partial"
+    (d / "record.json").write_text("[]")
+    found = store.check("kd-vgg-s0-abc")
+    assert found.status == "corrupt" and "malformed record" in found.reason

@@ -31,3 +31,40 @@ class TwoStage(Scratch):
 
     def anytime_family(self):
         return [OperatingPoint("first", self.model), OperatingPoint("second", self.second)]
+
+
+class InitRaises(Scratch):
+    """A method whose constructor fails: named, with its message, at plan time."""
+    name = "init-raises"
+
+    def __init__(self, ctx, config):
+        super().__init__(ctx, config)
+        raise ValueError("widths do not fit")
+
+
+class StepRaises(Scratch):
+    """A method whose training step fails: the run fails in one line naming the method."""
+    name = "step-raises"
+
+    def loss(self, batch):
+        raise KeyError("no such loss")
+
+
+class Unordered(Scratch):
+    """An anytime family that is not cheapest first: refused at plan time, before training."""
+    name = "unordered"
+
+    def __init__(self, ctx, config):
+        super().__init__(ctx, config)
+        self.small = ctx.create_model(widths=[4, 4, 8, 8, 8])
+
+    def anytime_family(self):
+        return [OperatingPoint("large", self.model), OperatingPoint("small", self.small)]
+
+
+class UnsafeName(Scratch):
+    """A point name that is no file name: refused at plan time."""
+    name = "unsafe-name"
+
+    def anytime_family(self):
+        return [OperatingPoint("../model", self.model)]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 
 
-def train_missing(suite, rt, only: str | None = None, write=print):
-    """Train what the store lacks of the suite's selected runs with the local executor; returns the Outcome."""
+def train_missing(suite, rt, only: str | None = None, write=print, strict: bool = False):
+    """Train what the store lacks of the suite's selected runs with the local executor; returns the Outcome. Cached
+    runs made with other code of their method are warned about (refused with ``strict``: ``bench.preflight``)."""
+    from ..preflight import guard
     from ..runner import plan
     from .local import default_workers, run_local
 
     runs = suite.select(only)
     workers = suite.executor.workers or default_workers(runs)
     rows = plan(suite, rt.store, only)
+    guard(runs, {r["run"]: r["record"] for r in rows if r["record"]}, strict)
     todo = {r["run"]: r["train_min"] for r in rows if r["status"] != "done"}
     threads = sorted({r.task.threads for r in runs})
     procs = sorted({r.task.world_size for r in runs})

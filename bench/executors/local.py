@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
-from ..scheduler import Outcome, new_session, progress_path, work_through
-from ..store import Store, atomic_write_text
+from ..errors import UserError, storage_error
+from ..scheduler import Outcome, epoch_progress, new_session, work_through
+from ..store import Store
 from ..suite import RunSpec
 
 
@@ -94,19 +94,6 @@ class Printer:
                 f"~{left / self.workers:.0f} min of training left")
 
 
-def _epoch_event(rid: str, store: Store, emit):
-    """An ``on_epoch`` callback: an event, and the run's progress file for ``progbench status``."""
-    def on_epoch(row: dict, epochs: int) -> None:
-        progress = {"phase": row["phase"], "epoch": row["epoch"], "epochs": epochs, "val": row.get("val_top1"),
-                    "seconds": row["epoch_s"], "time": time.time()}
-        try:
-            atomic_write_text(progress_path(store, rid), __import__("json").dumps(progress, sort_keys=True) + "\n")
-        except OSError:
-            pass  # progress is for display only
-        emit({"event": "epoch", "run": rid, **progress})
-    return on_epoch
-
-
 def train_one(run: RunSpec, lease, rt, emit, stop: threading.Event | None, events=None,
               worker: int | None = None) -> None:
     """Train a run under ``lease``: in this process, or over ``world_size`` spawned processes (rank 0 writes)."""
@@ -118,7 +105,7 @@ def train_one(run: RunSpec, lease, rt, emit, stop: threading.Event | None, event
 
     size = run.task.world_size
     if size == 1:
-        execute(run, rt, on_epoch=_epoch_event(run.run_id, rt.store, emit), should_stop=should_stop)
+        execute(run, rt, on_epoch=epoch_progress(rt.store, run.run_id, emit), should_stop=should_stop)
         return
     import torch.multiprocessing as tmp
 
@@ -172,7 +159,7 @@ def _rank_main(rank: int, size: int, run: RunSpec, store_root, device: str, data
         if events is not None:
             events.put({**ev, "worker": worker})
     try:
-        execute(run, rt, world, on_epoch=_epoch_event(run.run_id, rt.store, emit) if rank == 0 else None,
+        execute(run, rt, world, on_epoch=epoch_progress(rt.store, run.run_id, emit) if rank == 0 else None,
                 should_stop=stop.is_set)
     except Interrupted as exc:
         if rank == 0:
@@ -188,13 +175,21 @@ def _worker_main(number: int, job: Job, threads_hint: int, events, stop) -> None
     """A worker process: the scheduler loop over the job's runs; each run's output to its log file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides: stop at the next epoch end, or terminate
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_hint))
+    for stream in (sys.stdout, sys.stderr):  # a run's log gets each line as it is written
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     import torch
 
     from ..runner import Runtime
 
     store = Store(job.store_root)
     rt = Runtime(store, torch.device(job.device), job.data_root, progress=False)
-    store.logs.mkdir(parents=True, exist_ok=True)
+    try:
+        store.logs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        events.put({"event": "error", "worker": number, "message": str(storage_error(exc, doing="create"))})
+        events.put({"event": "exit", "worker": number, "outcome": Outcome().__dict__})
+        return
 
     def emit(ev: dict) -> None:
         events.put({**ev, "worker": number})
@@ -208,6 +203,14 @@ def _worker_main(number: int, job: Job, threads_hint: int, events, stop) -> None
                                log_path=lambda rid: str(store.logs / f"{rid}.log"))
     except UserError as exc:
         events.put({"event": "error", "worker": number, "message": str(exc)})
+        outcome = Outcome()
+    except OSError as exc:  # the store itself (read-only, full): the driver says it once
+        events.put({"event": "error", "worker": number, "message": str(storage_error(exc, doing="use"))})
+        outcome = Outcome()
+    except Exception as exc:  # noqa: BLE001 -- a worker must report, not die with a traceback on the terminal
+        from ..protocol import describe_exception
+        events.put({"event": "error", "worker": number, "message": f"worker {number} failed: "
+                                                                   f"{describe_exception(exc)}"})
         outcome = Outcome()
     events.put({"event": "exit", "worker": number, "outcome": outcome.__dict__})
 

@@ -12,13 +12,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import submitit
 
 from ..errors import UserError
-from ..scheduler import mark_failed, new_session, ordered, read_failure
+from ..scheduler import epoch_progress, mark_failed, new_session, ordered, read_failure
 from ..store import Store, atomic_write_text
 from ..suite import RunSpec
 
@@ -97,7 +98,8 @@ class SlurmRun(submitit.helpers.Checkpointable):
             if not world.any(lease is not None):
                 return f"{rid}: done by another runner"
             try:
-                execute(self.run, rt, world, should_stop=(lambda: lease.lost.is_set()) if lease else None)
+                execute(self.run, rt, world, on_epoch=epoch_progress(store, rid) if rank == 0 else None,
+                        should_stop=(lambda: lease.lost.is_set()) if lease else None)
             except Exception as exc:
                 if rank == 0:
                     from ..scheduler import _one_line
@@ -174,10 +176,14 @@ def submit(runs: list[RunSpec], store: Store, config, device: str, data_root: st
         if teacher_job:
             params["dependency"] = f"afterok:{teacher_job}"
         executor.update_parameters(**params)
-        try:
-            job = executor.submit(SlurmRun(run, str(store.root), device, data_root, session))
-        except Exception as exc:  # sbatch's own message: an unknown partition, an unreachable controller, ...
-            raise UserError(f"sbatch refused run {rid}: {_sbatch_error(exc)}") from None
+        with _stderr_captured() as captured:  # sbatch writes its complaints to our stderr: one line instead
+            try:
+                job = executor.submit(SlurmRun(run, str(store.root), device, data_root, session))
+                error = None
+            except Exception as exc:  # sbatch's own message: an unknown partition, an unreachable controller, ...
+                error = exc
+        if error is not None:
+            raise UserError(f"sbatch refused run {rid}: {_sbatch_error(captured.text + chr(10) + str(error))}")
         job_ids[rid] = str(job.job_id)
         atomic_write_text(jobs_dir(store) / f"{rid}.json",
                           json.dumps({"job_id": str(job.job_id), "session": session, "submitted": time.time(),
@@ -186,12 +192,35 @@ def submit(runs: list[RunSpec], store: Store, config, device: str, data_root: st
     return job_ids
 
 
-def _sbatch_error(exc: Exception) -> str:
-    text = str(exc)
+class _stderr_captured:
+    """Collect what sbatch says on stderr: submitit copies it to ``sys.stderr``, a child may write to fd 2."""
+
+    def __enter__(self):
+        import io
+        import tempfile
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile(mode="w+")
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        self.python, self.buffer = sys.stderr, io.StringIO()
+        sys.stderr = self.buffer
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr = self.python
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.seek(0)
+        self.text = self.buffer.getvalue() + self.file.read()
+        self.file.close()
+
+
+def _sbatch_error(text: str) -> str:
     for line in text.splitlines():
         if "error" in line.lower():
             return line.strip()
-    return text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
+    return text.strip().splitlines()[-1] if text.strip() else "no message"
 
 
 def wait(job_ids: dict[str, str], store: Store, poll_s: float = 5.0, write=print) -> dict[str, str]:

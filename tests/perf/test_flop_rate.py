@@ -31,17 +31,20 @@ def one_thread():
 
 
 def _median(fn) -> float:
-    return tbench.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=3).median
+    return tbench.Timer("fn()", globals={"fn": fn}).blocked_autorange(min_run_time=1).median
 
 
-def test_bf16_gemm_one_core(benchmark):
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_gemm_one_core(benchmark, dtype):
     n = 1024
-    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    a, b = (torch.randn(n, n, dtype=getattr(torch, dtype)) for _ in range(2))
     seconds = _median(lambda: a @ b)
-    RATES["gemm"] = 2 * n ** 3 / seconds
-    benchmark.extra_info["flop_per_s"] = RATES["gemm"]
-    benchmark.pedantic(lambda: a @ b, rounds=5, warmup_rounds=1)
-    print(f"\nbf16 GEMM {n}^3 on one core: {RATES['gemm'] / 1e12:.2f} TFLOP/s")
+    key = "gemm" if dtype == "bfloat16" else "gemm_fp32"
+    RATES[key] = 2 * n ** 3 / seconds
+    benchmark.extra_info.update({"flop_per_s": RATES[key], "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+    benchmark.pedantic(lambda: a @ b, rounds=3, warmup_rounds=1)
+    print(f"\n{dtype} GEMM {n}^3 on one core: {RATES[key] / 1e9:.1f} GFLOP/s "
+          f"(CPU capability {torch.backends.cpu.get_cpu_capability()})")
 
 
 @pytest.mark.parametrize("arch", MODELS)
@@ -71,7 +74,7 @@ def test_training_step_flop_rate(benchmark, arch):
     flops = counter.get_total_flops()
     step_s, forward_s = _median(step), _median(forward)
     rate = flops / step_s
-    benchmark.pedantic(step, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=1, warmup_rounds=0)
     info = {"flops_per_step": flops, "step_s": step_s, "forward_s": forward_s, "flop_per_s": rate,
             "backward_share": 1 - forward_s / step_s}
     if "gemm" in RATES:

@@ -41,6 +41,7 @@ InactiveLimit=0
 MinJobAge=300
 KillWait=5
 JobRequeue=1
+DefMemPerCPU=$((MEM_MB / CPUS))
 NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF

@@ -1,0 +1,337 @@
+"""The grid: every method per cell (architecture x dataset) under one protocol, scored like with like.
+
+A cell is one suite family of the ``grid`` suite: every run in it distils from the same teacher run, learns from the
+same train split and trains every network with the same student budget. What this module writes, per cell:
+
+* ``grid_points``: each method's operating points, test top-1 mean ± std over seeds with the number of seeds, costs
+  (FLOPs, weight bytes), what the run's training cost (images, FLOPs, minutes), and "still learning" when a seed's
+  val top-1 still rose by more than 1 point in the last epoch of a phase. KD and scratch students at several sizes
+  (ladders) are points of one KD and one scratch curve.
+* ``grid_area``: each method's anytime curve (the best of its points within a budget) against the KD ladder's, both
+  averaged over budgets spread evenly in log cost over the range the two cover together: no chance filled in below a
+  method's cheapest point.
+* ``grid_winners``: at budgets 1/16 ... 2 of the student's cost, the most accurate trained point that fits, among
+  methods with a point that fits.
+* ``grid_claims``: the papers' claims per cell from per-seed paired differences: mean ± std, a 95 % t interval, and
+  *holds* / *does not hold* / *inconclusive* (the interval straddles the threshold, or fewer than 2 seeds).
+
+Only runs of the grid suite enter (the cpu suite's records stay in the store and in their own sections).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.store import Record
+from reports.generate import changed_fields, human, write_table
+from reports.pwl import MONOTONE_TOLERANCE
+
+SUITE = "grid"
+LEARNING = 0.01  # "still learning": val top-1 rose by more than this in the last epoch of a phase
+MIN_SEEDS = 3
+LABELS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "bdistil": "B-DISTIL", "resched": "RESCHED",
+          "noresched": "NO-RESCHED", "sws": "SWS", "des_scratch": "Des scratch", "des_pretrain": "Des pre-train"}
+ARCHITECTURES = {"vgg": "VGG", "resnet": "ResNet", "vit": "ViT"}
+AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes"}
+BUDGETS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2)  # fractions of the cell's student cost
+FITS = 1e-3  # a point fits a budget up to this relative excess (weight files differ by their header)
+# t quantiles (0.975) by degrees of freedom: a constant of the t distribution, for 95 % intervals of seed means
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+# --- which runs, and their points ---------------------------------------------------------------------------------
+def grid_run_ids(suite: str = SUITE) -> set[str]:
+    from bench.suite import load_suite
+    return {r.run_id for r in load_suite(suite).runs}
+
+
+def cell_label(g: pd.DataFrame) -> str:
+    arch = next((v for k, v in ARCHITECTURES.items() if str(g.arch.iloc[0]).startswith(f"pb_{k}")), g.arch.iloc[0])
+    return f"{g.dataset.iloc[0].split('[')[0]} · {arch}"
+
+
+def still_learning(record: Record) -> bool:
+    """Whether val top-1 rose by more than :data:`LEARNING` in the last epoch of any phase that was validated."""
+    rows = [json.loads(x) for x in (record.path / "log.jsonl").read_text().splitlines()]
+    last: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get("val_top1") is not None:
+            last.setdefault(row["phase"], []).append(row["val_top1"])
+    return any(len(v) >= 2 and v[-1] - v[-2] > LEARNING for v in last.values())
+
+
+def lines(df: pd.DataFrame) -> pd.DataFrame:
+    """Grid rows with a ``line`` (the curve a point belongs to: a method's main configuration, or the method with
+    its changed fields for ablations; ladder rungs share their method's line) and ``rung`` (the student's size)."""
+    df = df.copy()
+    student = df.arch_kwargs.where(df.arch_kwargs.notna(), "{}")
+    main = {}
+    for (family, method), g in df[df.role != "teacher"].groupby(["family", "method"]):
+        main[(family, method)] = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
+    df["line"] = [("teacher" if role == "teacher" else LABELS.get(m, m) if main.get((f, m)) == v
+                   else f"{LABELS.get(m, m)} ({v})")
+                  for role, f, m, v in zip(df.role, df.family, df.method, df.variant)]
+    df["rung"] = student
+    # the family's own student: the kwargs most runs of the cell train with (every method but the ladder rungs)
+    runs = df[df.role != "teacher"].drop_duplicates("run_id")
+    base = runs.groupby("family").rung.agg(lambda r: r.value_counts().sort_index().idxmax())
+    df["base_rung"] = df.family.map(base).fillna("{}")
+    return df
+
+
+def points(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
+    """One row per (cell, line, rung, point) of the anytime families: seed statistics, costs, training cost."""
+    fam = lines(df[df.kind == "family"])
+    learning = {rid: still_learning(records[rid]) for rid in fam.run_id.unique() if rid in records}
+    rows = []
+    for (family, line, rung, point), g in fam.groupby(["family", "line", "rung", "point"], sort=False):
+        runs = g.drop_duplicates("run_id")
+        acc = g.test_top1.astype(float)
+        rows.append({
+            "family": family, "cell": cell_label(g), "line": line, "method": g.method.iloc[0], "rung": rung,
+            "own_size": rung == g.base_rung.iloc[0],
+            "point": point, "point_index": int(g.point_index.iloc[0]), "seeds": int(g.seed.nunique()),
+            "top1": acc.mean(), "top1_std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
+            "flops": float(g.flops.median()), "weight_bytes": float(g.weight_bytes.median()),
+            "train_images": float(runs.train_images_seen.mean()), "train_flops": float(runs.train_flops.mean()),
+            "train_min": float(runs.train_wall_clock_s.mean() / 60),
+            "still_learning": int(sum(learning.get(r, False) for r in runs.run_id)),
+            "run_ids": " ".join(sorted(runs.run_id)),
+        })
+    return pd.DataFrame(rows)
+
+
+def student_cost(pts: pd.DataFrame, family: str, axis: str) -> float:
+    """The cell's unit of cost: the KD student at the family's own size (no extra student kwargs)."""
+    own = pts[(pts.family == family) & (pts.line == "KD") & pts.own_size]
+    return float(own[axis].iloc[0]) if not own.empty else float(pts[pts.family == family][axis].median())
+
+
+# --- curves, areas, winners ---------------------------------------------------------------------------------------
+def anytime(costs: np.ndarray, accs: np.ndarray, budget: float) -> float:
+    """The best accuracy among points costing at most ``budget`` (NaN when none fits: never chance)."""
+    fit = accs[costs <= budget * (1 + FITS)]
+    return float(fit.max()) if len(fit) else float("nan")
+
+
+def shared_area(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], samples: int = 256
+                ) -> tuple[float, float, float, float]:
+    """Both curves' mean over budgets log-uniform on the range both cover: (area a, area b, lo, hi); NaN areas when
+    the ranges do not overlap."""
+    lo = max(a[0].min(), b[0].min())
+    hi = min(a[0].max(), b[0].max())
+    if hi * (1 + FITS) < lo:
+        return float("nan"), float("nan"), lo, hi
+    hi = max(hi, lo)  # equal up to the fitting tolerance (weight files differ by their header): one budget
+    grid = np.exp(np.linspace(math.log(lo), math.log(hi), samples)) if hi > lo else np.array([lo])
+    return (float(np.mean([anytime(*a, x) for x in grid])), float(np.mean([anytime(*b, x) for x in grid])), lo, hi)
+
+
+def area_table(pts: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for family, cell in pts.groupby("family", sort=False):
+        kd = cell[cell.line == "KD"]
+        for axis, axis_label in AXES.items():
+            unit = student_cost(pts, family, axis)
+            for line, g in cell[cell.line != "teacher"].groupby("line", sort=False):
+                if line == "KD" or kd.empty:
+                    continue
+                area, kd_area, lo, hi = shared_area((g[axis].to_numpy(), g.top1.to_numpy()),
+                                                    (kd[axis].to_numpy(), kd.top1.to_numpy()))
+                rows.append({"cell": g.cell.iloc[0], "cost axis": axis_label, "method": line,
+                             "shared range (x student)": f"{lo / unit:.3g} – {hi / unit:.3g}",
+                             "area (%)": _pct(area), "KD ladder area (%)": _pct(kd_area),
+                             "difference (pts)": "–" if math.isnan(area) else f"{(area - kd_area) * 100:+.2f}",
+                             "run ids": " ".join(sorted(set(" ".join(g.run_ids).split())))})
+    return pd.DataFrame(rows)
+
+
+def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for family, cell in pts.groupby("family", sort=False):
+        for axis, axis_label in AXES.items():
+            unit = student_cost(pts, family, axis)
+            row = {"cell": cell.cell.iloc[0], "cost axis": axis_label}
+            for b in BUDGETS:
+                fits = cell[cell[axis] <= b * unit * (1 + FITS)].sort_values("top1", ascending=False)
+                best = fits.drop_duplicates("line")
+                if best.empty:
+                    row[f"≤ {_frac(b)}"] = "none trained"
+                    continue
+                top = best.iloc[0]
+                lead = (top.top1 - best.iloc[1].top1) * 100 if len(best) > 1 else float("nan")
+                noise = max(top.top1_std, best.iloc[1].top1_std) * 100 if len(best) > 1 else float("nan")
+                tie = "≈ " if not math.isnan(lead) and not math.isnan(noise) and lead <= noise else ""
+                row[f"≤ {_frac(b)}"] = f"{tie}{top.line} {top.top1 * 100:.1f}" + (
+                    f" (+{lead:.1f})" if not math.isnan(lead) else "")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def points_table(pts: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for _, p in pts.iterrows():
+        unit = student_cost(pts, p.family, "flops")
+        seeds = f"{p.seeds}" + ("" if p.seeds >= MIN_SEEDS or p.line == "teacher" else f" (of {MIN_SEEDS})")
+        rows.append({"cell": p.cell, "method": p.line, "point": p.point,
+                     "student kwargs": "" if p.own_size else p.rung, "seeds": seeds,
+                     "top-1 (%)": f"{p.top1 * 100:.2f}"
+                     + ("" if math.isnan(p.top1_std) else f" ± {p.top1_std * 100:.2f}"),
+                     "FLOPs/img": human(p.flops), "x student": f"{p.flops / unit:.3g}",
+                     "weights": human(p.weight_bytes, "B"), "trained on (images)": human(p.train_images),
+                     "training FLOPs": human(p.train_flops), "training (min)": f"{p.train_min:.1f}",
+                     "still learning": f"{p.still_learning} of {p.seeds}" if p.still_learning else "",
+                     "run ids": p.run_ids})
+    return pd.DataFrame(rows)
+
+
+# --- claims with uncertainty --------------------------------------------------------------------------------------
+def interval(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, std, low, high) of a 95 % t interval of the mean; NaN spread with fewer than 2 values."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()) if len(v) else float("nan"), float("nan"), float("nan"), float("nan")
+    mean, std = float(v.mean()), float(v.std(ddof=1))
+    half = T975.get(len(v) - 1, 1.96) * std / math.sqrt(len(v))
+    return mean, std, mean - half, mean + half
+
+
+def verdict(low: float, high: float, threshold: float, above: bool = True) -> str:
+    """*holds* when the whole interval is on the claim's side of the threshold, *does not hold* when it is wholly on
+    the other side, *inconclusive* when it straddles it (or there is no interval)."""
+    if math.isnan(low) or math.isnan(high):
+        return "inconclusive"
+    if above:
+        return "holds" if low > threshold else "does not hold" if high < threshold else "inconclusive"
+    return "holds" if high < threshold else "does not hold" if low > threshold else "inconclusive"
+
+
+def _per_seed(df: pd.DataFrame, family: str, line: str, rung: str | None = None) -> dict[int, pd.DataFrame]:
+    g = df[(df.family == family) & (df.line == line) & (df.kind == "family")]
+    if rung is not None:
+        g = g[g.rung == rung]
+    return {int(s): x.sort_values("point_index") for s, x in g.groupby("seed")}
+
+
+def _interp(costs: np.ndarray, accs: np.ndarray, at: float) -> float:
+    """Accuracy of a curve at cost ``at``, linear in log cost between its points (NaN outside their range)."""
+    order = np.argsort(costs)
+    c, a = np.log(costs[order]), accs[order]
+    x = math.log(at)
+    if x < c[0] - 1e-9 or x > c[-1] + 1e-9:
+        return float("nan")
+    return float(np.interp(x, c, a))
+
+
+def claims_table(df: pd.DataFrame) -> pd.DataFrame:
+    """P1, P3, P5, B1, B2, S1 and S2 per cell, each from per-seed paired differences (seed s of one method against
+    seed s of the other: same data order and augmentation)."""
+    rows = []
+    for family, fam in df.groupby("family", sort=False):
+        cell = cell_label(fam)
+
+        def add(claim: str, values: list[float], threshold: float, above: bool, what: str, cell=cell) -> None:
+            mean, std, low, high = interval(values)
+            rows.append({"cell": cell, "claim": claim, "seeds": len(values),
+                         "paired difference (pts)": "–" if math.isnan(mean) else
+                         f"{mean * 100:+.2f}" + ("" if math.isnan(std) else f" ± {std * 100:.2f}"),
+                         "95% interval": "–" if math.isnan(low) else f"[{low * 100:+.2f}, {high * 100:+.2f}]",
+                         "threshold (pts)": f"{'>' if above else '<'} {threshold * 100:+.2f}",
+                         "verdict": verdict(low, high, threshold, above), "what": what})
+
+        pwl = _per_seed(fam, family, "PWL")
+        kd = _per_seed(fam, family, "KD", fam.base_rung.iloc[0])
+        if pwl:
+            falls = [float(min(0.0, np.diff(g.test_top1.to_numpy(float)).min())) for g in pwl.values() if len(g) > 1]
+            add("P1 prefix stages rise almost monotonically", falls, -MONOTONE_TOLERANCE / 100, True,
+                "per seed, the largest fall from one prefix stage to the next (0 when none falls)")
+            if kd:
+                add("P3 PWL student competitive with KD", [float(pwl[s].test_top1.iloc[0] - kd[s].test_top1.iloc[0])
+                                                          for s in pwl if s in kd], -0.01, True,
+                    "per seed, PWL student minus the KD student of the same size")
+            extra = df[(df.family == family) & (df.method == "pwl") & (df.kind == "extra") & (df.order == "suffix")]
+            gaps = []
+            for s, g in pwl.items():
+                pre = g[g.order == "prefix"]
+                suf = extra[extra.seed == s]
+                diffs = [_interp(pre.flops.to_numpy(float), pre.test_top1.to_numpy(float), c) - a
+                         for c, a in zip(suf.flops, suf.test_top1)]
+                diffs = [d for d in diffs if not math.isnan(d)]
+                if diffs:
+                    gaps.append(float(np.mean(diffs)))
+            add("P5 output-side loading much worse than input-side, at matched FLOPs", gaps, 0.01, True,
+                "per seed, the prefix curve at each suffix stage's FLOPs minus that stage, averaged over stages")
+        bd, resched, noresched = (_per_seed(fam, family, x) for x in ("B-DISTIL", "RESCHED", "NO-RESCHED"))
+        if bd:
+            add("B1 each added member improves accuracy",
+                [float(np.diff(g.test_top1.to_numpy(float)).min()) for g in bd.values() if len(g) > 1], 0.0, True,
+                "per seed, the smallest gain from one stage to the next")
+            for name, other, threshold, claim in (
+                    ("RESCHED", resched, 0.0, "B2 beats RESCHED at equal FLOPs"),
+                    ("NO-RESCHED", noresched, -0.01, "B2 stays within 1 point of NO-RESCHED at equal FLOPs")):
+                vals = []
+                for s, g in bd.items():
+                    if s not in other:
+                        continue
+                    o = other[s]
+                    d = [a - _interp(o.flops.to_numpy(float), o.test_top1.to_numpy(float), c)
+                         for c, a in zip(g.flops, g.test_top1)]
+                    d = [x for x in d if not math.isnan(x)]
+                    if d:
+                        vals.append(float(np.mean(d)))
+                add(claim, vals, threshold, True, f"per seed, B-DISTIL minus {name} interpolated at each stage's "
+                    f"FLOPs, averaged over the stages within {name}'s range")
+        sws, scratch = _per_seed(fam, family, "SWS"), _per_seed(fam, family, "Des scratch")
+        if sws and scratch:
+            vals = []
+            for s, g in sws.items():
+                if s in scratch:
+                    mine = g.set_index("point").test_top1
+                    theirs = scratch[s].set_index("point").test_top1
+                    common = mine.index.intersection(theirs.index)
+                    if len(common):
+                        vals.append(float((mine[common] - theirs[common]).mean()))
+            add("S1 SWS Des-Nets beat Des-Nets trained from scratch (same budget)", vals, 0.0, True,
+                "per seed, SWS minus scratch at the same depth, averaged over depths")
+    return pd.DataFrame(rows)
+
+
+def _pct(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x * 100:.2f}"
+
+
+def _frac(b: float) -> str:
+    return f"1/{round(1 / b)}" if b < 1 else f"{b:g}"
+
+
+def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = SUITE) -> list[Path]:
+    if df.empty or "arch_kwargs" not in df:
+        return []
+    ids = grid_run_ids(suite)
+    grid = df[df.run_id.isin(ids)]
+    if grid.empty:
+        return []
+    pts = points(grid, records)
+    tables = out / "tables"
+    written = write_table(points_table(pts), tables, "grid_points",
+                          "The grid (one protocol per cell: the cell's teacher run, its full train split, one student "
+                          "budget for every network trained): each method's points, test top-1 mean ± std over seeds "
+                          f"(fewer than {MIN_SEEDS} seeds are marked), cost per image, and what the run's training "
+                          f"took; 'still learning': seeds whose val top-1 rose by more than {LEARNING * 100:g} point "
+                          "in the last epoch of a phase.")
+    written += write_table(area_table(pts), tables, "grid_area",
+                           "The grid: each method's anytime area against the KD ladder's, both over the cost range the "
+                           "two cover (budgets log-uniform; the best trained point within each budget, never chance).")
+    written += write_table(winners_table(pts), tables, "grid_winners",
+                           "The grid: the most accurate trained point within each budget (a fraction of the cell's KD "
+                           "student's cost), its lead over the next method; '≈' when the lead is within the larger "
+                           "seed std.")
+    written += write_table(claims_table(lines(grid)), tables, "grid_claims",
+                           "The grid: the papers' claims per cell, from per-seed paired differences (seed s against "
+                           "seed s), mean ± std and a 95 % t interval; holds / does not hold when the interval lies on "
+                           "one side of the threshold, inconclusive when it straddles it or has fewer than 2 seeds.")
+    return written

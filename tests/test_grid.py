@@ -1,0 +1,69 @@
+"""The grid report on a grid in miniature, trained for real: points with seeds and training cost, areas against the
+KD ladder over the shared range, winners among trained points only, claims from per-seed paired differences with
+95 % intervals; and the grid-only method settings run end to end."""
+import math
+
+import pandas as pd
+import pytest
+
+from bench.store import Store
+from reports import grid
+from reports.generate import tidy
+from tests.conftest import SUITES, run_cli
+
+MINI = SUITES / "minigrid.yaml"
+
+
+@pytest.fixture(scope="module")
+def minigrid(tmp_path_factory):
+    store = tmp_path_factory.mktemp("minigrid") / "results"
+    assert run_cli("run", str(MINI), "--results", str(store), "--no-progress") == 0
+    return store
+
+
+def test_grid_tables(minigrid, tmp_path):
+    records = Store(minigrid).records()
+    df = tidy(records)
+    written = grid.build(df, {r.run_id: r for r in records}, tmp_path, suite=str(MINI))
+    names = {p.stem for p in written}
+    assert {"grid_points", "grid_area", "grid_winners", "grid_claims"} <= names
+    points = pd.read_csv(tmp_path / "tables" / "grid_points.csv")
+    kd = points[points.method == "KD"]
+    assert len(kd) == 2 and set(kd["student kwargs"].fillna("")) == {"", '{"widths": [4, 4, 8, 8, 8]}'}
+    assert (kd[kd["student kwargs"].isna()]["x student"] == 1).all()
+    assert (points[points.method != "teacher"].seeds.astype(str).str.startswith("2 (of 3)")).all()  # marked
+    methods = {"PWL", "B-DISTIL", "RESCHED", "NO-RESCHED", "SWS", "Des scratch", "scratch", "teacher"}
+    assert methods <= set(points.method)
+    area = pd.read_csv(tmp_path / "tables" / "grid_area.csv")
+    assert set(area.method) >= {"PWL", "B-DISTIL", "scratch"} and "KD" not in set(area.method)
+    winners = pd.read_csv(tmp_path / "tables" / "grid_winners.csv")
+    assert not winners.astype(str).apply(lambda c: c.str.contains("chance")).any().any()
+    claims = pd.read_csv(tmp_path / "tables" / "grid_claims.csv")
+    assert {"P1 prefix stages rise almost monotonically", "P3 PWL student competitive with KD",
+            "B1 each added member improves accuracy"} <= set(claims.claim)
+    assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
+    assert (claims.seeds == 2).all() and claims["95% interval"].str.startswith("[").all()
+
+
+def test_verdicts_and_intervals_by_hand():
+    mean, std, low, high = grid.interval([0.01, 0.03])
+    assert mean == pytest.approx(0.02) and std == pytest.approx(math.sqrt(2) * 0.01)
+    assert low == pytest.approx(0.02 - 12.706 * std / math.sqrt(2))
+    assert grid.verdict(0.01, 0.02, 0.0) == "holds" and grid.verdict(-0.02, -0.01, 0.0) == "does not hold"
+    assert grid.verdict(-0.01, 0.02, 0.0) == "inconclusive" and grid.verdict(float("nan"), 1, 0) == "inconclusive"
+    # no chance below the cheapest point; shared range only
+    a = (pd.Series([1.0, 4.0]).to_numpy(), pd.Series([0.5, 0.8]).to_numpy())
+    b = (pd.Series([2.0, 8.0]).to_numpy(), pd.Series([0.6, 0.9]).to_numpy())
+    area_a, area_b, lo, hi = grid.shared_area(a, b)
+    assert (lo, hi) == (2.0, 4.0) and area_a == pytest.approx(0.5 + 0.3 * 1 / 256, abs=0.01)
+    assert math.isnan(grid.anytime(a[0], a[1], 0.5))
+
+
+def test_grid_only_settings_ran(minigrid):
+    records = Store(minigrid).records()
+    bd = [r for r in records if r.spec["method"] == "bdistil"]
+    assert bd and all(r.spec["config"]["targets"] == "view" and r.spec["config"]["acceptance"] == "edge" for r in bd)
+    assert all(-1 <= p["info"]["edge"] <= 1 for r in bd for p in r.metrics["points"])
+    pwl = [r for r in records if r.spec["method"] == "pwl"]
+    restat = [p for r in pwl for p in r.metrics["extra_points"] if p["info"]["order"] == "prefix-bnstat"]
+    assert len(restat) == 2 * 5 and all(p["info"]["bn_statistics_values"] > 0 for p in restat)

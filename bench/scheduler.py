@@ -154,7 +154,7 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
                 except OSError as exc:  # the store's disk (full, read-only): every other run would hit it too
                     raise storage_error(exc) from None
                 except Exception as exc:  # noqa: BLE001 -- the run failed; the others go on
-                    message = _one_line(exc, run)
+                    message = failure_line(exc, run)
                     mark_failed(store, rid, session, message, log_path(rid))
                     out.failed[rid] = message
                     emit({"event": "failed", "run": rid, "why": message, "log": log_path(rid)})
@@ -172,7 +172,7 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
     return out
 
 
-def _one_line(exc: BaseException, run: RunSpec | None = None) -> str:
+def failure_line(exc: BaseException, run: RunSpec | None = None) -> str:
     """A run's failure in one line: the harness's own message, or the exception with where it was raised; when the
     method's own code raised it, the method is named with the line of its source that did."""
     from .protocol import describe_exception, get_method, raised_in

@@ -174,8 +174,9 @@ def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
 
 def points_table(pts: pd.DataFrame) -> pd.DataFrame:
     rows = []
+    units = {family: student_cost(pts, family, "flops") for family in pts.family.unique()}
     for _, p in pts.iterrows():
-        unit = student_cost(pts, p.family, "flops")
+        unit = units[p.family]
         seeds = f"{p.seeds}" + ("" if p.seeds >= MIN_SEEDS or p.line == "teacher" else f" (of {MIN_SEEDS})")
         rows.append({"cell": p.cell, "method": p.line, "point": p.point,
                      "student kwargs": "" if p.own_size else p.rung, "seeds": seeds,

@@ -243,18 +243,22 @@ class _output_to:
 def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float], write=print) -> Outcome:
     """Train what the store lacks of ``runs`` with ``workers`` concurrent runners; returns what happened."""
     session = new_session()
-    in_process = workers == 1 and all(r.task.world_size == 1 for r in runs)
-    workers = min(workers, len(estimates) or 1)  # no more processes than runs to train
+    # runs the plan found done stay done (records are never undone): only the others are verified and claimed again
+    todo = [r for r in runs if r.run_id in estimates]
+    done = [r.run_id for r in runs if r.run_id not in estimates]
+    in_process = workers == 1 and all(r.task.world_size == 1 for r in todo)
+    workers = min(workers, len(todo) or 1)  # no more processes than runs to train
     printer = Printer(runs, workers, estimates, write, pool=not in_process)
     if in_process:
         def train(run: RunSpec, lease) -> None:
             train_one(run, lease, rt, printer, None)
-        outcome = work_through(runs, train, rt.store, session, printer)
+        outcome = work_through(todo, train, rt.store, session, printer)
+        outcome.cached = done + outcome.cached
         return outcome
     ctx = mp.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
-    job = Job(runs, str(rt.store.root), str(rt.device), rt.data_root, session)
-    threads = max(r.task.threads for r in runs)
+    job = Job(todo, str(rt.store.root), str(rt.device), rt.data_root, session)
+    threads = max(r.task.threads for r in todo)
     procs = [ctx.Process(target=_worker_main, args=(k, job, threads, events, stop), name=f"progbench-worker-{k}")
              for k in range(1, workers + 1)]
     for p in procs:
@@ -297,5 +301,5 @@ def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float]
     if error:
         raise UserError(error)
     outcome.interrupted |= stop.is_set() or interrupts > 0
-    outcome.cached = [r for r in outcome.cached if r not in outcome.trained]
+    outcome.cached = done + [r for r in outcome.cached if r not in outcome.trained]
     return outcome

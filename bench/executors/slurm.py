@@ -19,7 +19,7 @@ from pathlib import Path
 import submitit
 
 from ..errors import UserError
-from ..scheduler import epoch_progress, mark_failed, new_session, ordered, read_failure
+from ..scheduler import epoch_progress, failure_line, mark_failed, new_session, ordered, read_failure
 from ..store import Store, atomic_write_text
 from ..suite import RunSpec
 
@@ -102,8 +102,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
                         should_stop=(lambda: lease.lost.is_set()) if lease else None)
             except Exception as exc:
                 if rank == 0:
-                    from ..scheduler import _one_line
-                    mark_failed(store, rid, self.session, _one_line(exc), str(Path(env.paths.stdout)))
+                    mark_failed(store, rid, self.session, failure_line(exc, self.run), str(Path(env.paths.stdout)))
                 raise
             return f"{rid}: done"
         finally:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import statistics
@@ -39,6 +38,7 @@ from torch import nn
 from .evaluate import unique_tensors
 from .models import prepare_for_device, wants_channels_last
 from .precision import autocast
+from .protocol import load_source_file
 from .store import atomic_save, atomic_write_text, replacing
 
 INDEX = "stages.json"
@@ -188,9 +188,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
     """The measurement itself (run it in a fresh process: see :func:`measure`)."""
     index = json.loads((directory / INDEX).read_text())
     for name, path in index.get("modules", {}).items():  # a method file's classes, before unpickling them
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
+        load_source_file(name, path)
     skeletons = torch.load(directory / "skeletons.pt", weights_only=False)
     image = torch.load(directory / "image.pt")
     whole = {role: Path(p) for role, p in index["whole"].items()}

@@ -373,16 +373,23 @@ def later_field(default, legacy=_NO_LEGACY, doc: str = ""):
     return field(default=default, metadata={"legacy": default if legacy is _NO_LEGACY else legacy, "doc": doc})
 
 
+def load_source_file(name: str, path: Path | str) -> types.ModuleType:
+    """Import a user's .py file as module ``name`` from its source, never from a cached .pyc: the bytecode cache
+    checks only whole-second mtime and size, so an edit that keeps the size within a second would run the old code."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    exec(compile(Path(path).read_bytes(), str(path), "exec"), module.__dict__)
+    return module
+
+
 def _load_reference(ref: str) -> type:
     module_name, _, attr = ref.partition(":")
     if module_name.endswith(".py"):
         path = Path(module_name)
         if not path.is_file():
             raise UserError(f"method file {path} not found")
-        spec = importlib.util.spec_from_file_location(f"progbench_user_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        module = load_source_file(f"progbench_user_{path.stem}", path)
     else:
         module = importlib.import_module(module_name)
     try:

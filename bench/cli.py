@@ -203,7 +203,7 @@ def _runtime(args, store=None):
 
 
 def quiet() -> None:
-    """No progress bars from anything: ours (``bench.data.progress_bars``) and the Hugging Face libraries', here and
+    """No progress bars from anything: ours (``progbench.data.progress_bars``) and the Hugging Face libraries', here and
     in every process started from here (workers inherit the environment)."""
     os.environ["PROGBENCH_NO_PROGRESS"] = "1"
     os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
@@ -371,7 +371,7 @@ def cmd_methods(args) -> int:
 def cmd_compare(args) -> int:
     import json
 
-    from reports.compare import build_comparison, plan_comparison
+    from progbench.reports.compare import build_comparison, plan_comparison
 
     from .errors import UserError
     from .executors import train_missing

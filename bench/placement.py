@@ -1,6 +1,6 @@
 """Where and how runs execute: the ``executor:`` settings of a suite, a user's config file and the command line.
 
-Two of them change a run's numbers and so enter its spec (``bench.protocol.Task``): ``threads_per_worker`` (CPU
+Two of them change a run's numbers and so enter its spec (``progbench.protocol.Task``): ``threads_per_worker`` (CPU
 threads of each process of a run) and ``nproc_per_run`` (its data-parallel processes). The rest only decide where
 runs go: the executor (``local``: a pool of worker processes on this machine; ``slurm``: one job per run through
 submitit), how many local workers, and the Slurm job settings.

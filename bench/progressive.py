@@ -4,7 +4,7 @@ each next point adds, swaps it in and answers better, until the last point.
 The anytime family's points name their weights consistently (a tensor two points share has the same key in both,
 as PWL's ``teacher.blocks.0`` ...), so :func:`write_stages` can split them into one safetensors file per stage
 holding just the tensors that stage adds. :func:`measure` then runs the timeline in a *fresh Python process*
-(``python -m bench.progressive DIR``) -- nothing imported, allocated or cached by the training process helps it.
+(``python -m progbench.progressive DIR``) -- nothing imported, allocated or cached by the training process helps it.
 The first and last points loaded whole (the same tensors as the first and last stages, one file each) are timed the
 same way, interleaved trial by trial so they share conditions. One untimed pass of every mode comes first, so every
 timed trial finds the process in the same state (kernels for these shapes compiled, as in a running server): the
@@ -76,7 +76,7 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
             prepare_for_device(skeleton.to("meta"), device).eval()  # layout and kernel choices ride along
     atomic_save(skeletons, directory / "skeletons.pt")
     atomic_save(image.cpu(), directory / "image.pt")
-    # Classes of a method given as path/to/file.py:Class live in a module (bench.protocol names it
+    # Classes of a method given as path/to/file.py:Class live in a module (progbench.protocol names it
     # progbench_user_<stem>) that the measuring process cannot import by name: the index names their files.
     user_modules = {type(m).__module__ for p in points for m in p.model.modules()
              if type(m).__module__.startswith("progbench_user_")}
@@ -222,7 +222,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
 
 def measure(directory: Path, trials: int, device: torch.device, precision: str) -> dict:
     """Run :func:`timeline` in a fresh Python process with this process's thread count; returns its result."""
-    cmd = [sys.executable, "-m", "bench.progressive", str(directory), "--trials", str(trials), "--device",
+    cmd = [sys.executable, "-m", "progbench.progressive", str(directory), "--trials", str(trials), "--device",
            device.type, "--precision", precision, "--threads", str(torch.get_num_threads())]
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}

@@ -42,15 +42,15 @@ SCHEDULE_KEYS = {"name", "warmup_epochs", "min_lr_ratio"}
 
 # The built-in methods: adding one is a file in methods/ plus a line here.
 BUILTIN = {
-    "scratch": "methods.scratch:Scratch",
-    "kd": "methods.kd:KD",
-    "pwl": "methods.pwl:PWL",
-    "sws": "methods.sws:SWS",
-    "des_scratch": "methods.des_baselines:DesScratch",
-    "des_pretrain": "methods.des_baselines:DesPretrain",
-    "bdistil": "methods.bdistil:BDistil",
-    "resched": "methods.bdistil_baselines:Resched",
-    "noresched": "methods.bdistil_baselines:NoResched",
+    "scratch": "progbench.methods.scratch:Scratch",
+    "kd": "progbench.methods.kd:KD",
+    "pwl": "progbench.methods.pwl:PWL",
+    "sws": "progbench.methods.sws:SWS",
+    "des_scratch": "progbench.methods.des_baselines:DesScratch",
+    "des_pretrain": "progbench.methods.des_baselines:DesPretrain",
+    "bdistil": "progbench.methods.bdistil:BDistil",
+    "resched": "progbench.methods.bdistil_baselines:Resched",
+    "noresched": "progbench.methods.bdistil_baselines:NoResched",
 }
 
 
@@ -397,7 +397,7 @@ def _load_reference(ref: str) -> type:
     except AttributeError:
         raise UserError(f"method reference {ref!r}: {module_name} has no {attr!r}") from None
     if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise UserError(f"method reference {ref!r} is not a subclass of bench.protocol.Method")
+        raise UserError(f"method reference {ref!r} is not a subclass of progbench.protocol.Method")
     if not cls.__dict__.get("name"):  # an inherited name would give it another method's run ids and results
         raise UserError(f"method {ref!r} must set its own class attribute `name`")
     registered = available_methods().get(cls.name)

@@ -1,7 +1,7 @@
 """Rebuilding the report without losing it: built whole in a temporary folder, swapped in only when it succeeded.
 
-``reports.generate.build_report`` writes straight into its folder and first empties its managed folders of files a
-previous build left; run on a mistyped or empty store, or stopped by an error halfway, that loses the committed
+``progbench.reports.generate.build_report`` writes straight into its folder and first empties its managed folders of
+files a previous build left; run on a mistyped or empty store, or stopped by an error halfway, that loses the committed
 report. Here the build goes to a temporary folder; only when it has finished are its files copied over (each file
 atomically; unchanged files are left as they are), the managed folders' files it did not write removed, and the
 README's headline block rewritten. A store that does not exist or holds no finished run is refused before anything
@@ -51,7 +51,7 @@ def check_out(results: str | Path, out: str | Path | None, force: bool) -> Path:
 def build(results: str | Path, out: str | Path, readme: str | Path | None = None) -> list[Path]:
     """Build the report of ``results`` into ``out`` (and ``readme``'s headline block) only if the whole build
     succeeds; returns the files the build wrote, under ``out`` (and ``readme``)."""
-    from reports.generate import build_report
+    from progbench.reports.generate import build_report
 
     check_store(results)
     out = Path(out)
@@ -65,7 +65,7 @@ def build(results: str | Path, out: str | Path, readme: str | Path | None = None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if readme:
-        from reports import document
+        from progbench.reports import document
         final.append(document.update_readme(Path(readme), out))
     return final
 

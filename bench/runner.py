@@ -73,7 +73,7 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
 
     With several processes (``world``), every rank trains its share of each batch and rank 0 alone evaluates and
     writes (the others return None). ``on_epoch(row, epochs)`` hears of each finished epoch; ``should_stop()``,
-    asked after each checkpoint, stops the run there (:class:`~bench.train.Interrupted`).
+    asked after each checkpoint, stops the run there (:class:`~progbench.train.Interrupted`).
     """
     task, spec, rid = run.task, run.spec, run.run_id
     torch.set_num_threads(task.threads)  # part of the spec: the thread count moves the numbers
@@ -150,7 +150,7 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
         "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
     }
     env = {**rt.env, "torch_threads": torch.get_num_threads(), **({"world_size": world.size} if world.size > 1 else {}),
-           "method_source": protocol.method_source(method_cls)}  # for the stale-code guard (bench.preflight)
+           "method_source": protocol.method_source(method_cls)}  # for the stale-code guard (progbench.preflight)
     rt.store.write(rid, spec, env, metrics, state.log, predictions,
                    teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)
     del method, teacher
@@ -245,7 +245,7 @@ def _same_but_seed(spec: dict) -> str:
 def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
     """Each run's status and training time: measured when done; else the mean of finished runs that differ only by
     seed, else an estimate from FLOPs at the store's measured rate. The methods of runs still to train are built on
-    the meta device first (``bench.preflight``), so a bad method or family fails here, before training."""
+    the meta device first (``progbench.preflight``), so a bad method or family fails here, before training."""
     from .preflight import check_methods
 
     rows = []

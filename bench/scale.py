@@ -123,7 +123,8 @@ def architecture(arch: str, kwargs: dict) -> str:
 
 def published_models(path: str | Path | None = None) -> list[dict]:
     """The published numbers (``reports/data/paper_models.csv``: one row per network, its source cited)."""
-    text = Path(path).read_text() if path else (resources.files("reports") / "data" / "paper_models.csv").read_text()
+    source = Path(path) if path else resources.files("progbench.reports") / "data" / "paper_models.csv"
+    text = source.read_text()
     rows = list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
     for r in rows:
         r["kwargs"] = json.loads(r["kwargs"] or "{}")

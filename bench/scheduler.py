@@ -2,7 +2,7 @@
 plain ``progbench run``) goes through.
 
 A runner takes the first run, teachers first, that is not done, whose teacher's record is written and which nobody
-holds: it claims the run with a lease (``bench.lease``), trains it (resuming its checkpoint) and releases the lease.
+holds: it claims the run with a lease (``progbench.lease``), trains it (resuming its checkpoint) and releases the lease.
 Runs held by others are skipped; runs waiting for a teacher another runner trains are revisited every few seconds,
 so a student starts as soon as its teacher's record lands. A run that fails leaves ``work/failed.json`` (what
 happened, the log), is not retried by this session, and its students are skipped; a later session tries it again.
@@ -86,7 +86,7 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
                  emit: Callable[[dict], None], stop: Callable[[], bool] = lambda: False,
                  log_path: Callable[[str], str | None] = lambda rid: None) -> Outcome:
     """Claim and train runs until none is left that this runner can take; ``train(run, lease)`` trains one (it
-    raises :class:`~bench.train.Interrupted` when asked to stop, anything else is a failure of that run)."""
+    raises :class:`~progbench.train.Interrupted` when asked to stop, anything else is a failure of that run)."""
     from .train import Interrupted  # torch is imported only by runners that train
 
     out = Outcome()

@@ -142,7 +142,7 @@ class Store:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"results store {self.root} is not a folder; pass --results DIR")
         self.runs = self.root / "runs"
-        self.leases = self.root / "leases"  # who trains what now (bench.lease); git-ignored
+        self.leases = self.root / "leases"  # who trains what now (progbench.lease); git-ignored
         self.logs = self.root / "logs"  # each run's training output when a worker trains it; git-ignored
 
     def run_dir(self, rid: str) -> Path:

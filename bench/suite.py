@@ -2,7 +2,7 @@
 
     name: cpu
     dataset: {name: cifar10, val_per_class: 500}
-    budgets:                      # named training budgets (see bench.protocol.Budget)
+    budgets:                      # named training budgets (see progbench.protocol.Budget)
       cnn_teacher: {epochs: 20, batch_size: 128, optimizer: {...}, schedule: {...}}
     families:                     # a teacher/student architecture pair; each family's teacher is trained first
       vgg: {teacher: pb_vgg_teacher_cpu, student: pb_vgg_student_cpu, teacher_budget: cnn_teacher,
@@ -137,9 +137,10 @@ def suite_path(name_or_path: str) -> Path:
         if not p.is_file():
             raise UserError(f"suite file {p} not found")
         return p
-    builtin = resources.files("bench") / "suites" / f"{name_or_path}.yaml"
+    builtin = resources.files("progbench") / "suites" / f"{name_or_path}.yaml"
     if not builtin.is_file():
-        names = sorted(f.name[:-5] for f in (resources.files("bench") / "suites").iterdir() if f.name.endswith(".yaml"))
+        folder = resources.files("progbench") / "suites"
+        names = sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
         raise UserError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(names)} (or a path to a .yaml)")
     return Path(str(builtin))
 

@@ -1,6 +1,6 @@
 """The one training loop every method runs through.
 
-For each :class:`~bench.protocol.Phase` a method yields: optimiser and per-iteration schedule from the budget, bf16
+For each :class:`~progbench.protocol.Phase` a method yields: optimiser and per-iteration schedule from the budget, bf16
 autocast, an atomic checkpoint after every epoch, a progress bar and a per-epoch log row (losses by name, val
 accuracy, lr, time). Randomness is re-seeded from (seed, phase, epoch) at the start of every epoch, so a run resumed
 after a kill follows exactly the path it would have followed uninterrupted.
@@ -142,7 +142,7 @@ class Trainer:
                  work_dir: Path, run_label: str = "", progress: bool = True, inputs: dict | None = None,
                  world: World = SINGLE, on_epoch=None, should_stop=None):
         self.method, self.data, self.budget, self.seed, self.device = method, data, budget, seed, device
-        self.world = world  # data-parallel ranks of this run (bench.distributed); rank 0 alone writes
+        self.world = world  # data-parallel ranks of this run (progbench.distributed); rank 0 alone writes
         self.on_epoch = on_epoch  # called with each epoch's log row (progress events)
         self.should_stop = should_stop  # asked after each checkpoint: stop here (raises Interrupted)?
         self.inputs = inputs or {}  # what the run was trained against (e.g. the teacher's sha256); a resume checks it

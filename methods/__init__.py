@@ -1,1 +1,1 @@
-"""Method adapters, one file each. The registry lines are ``bench.protocol.BUILTIN``; see docs/ARCHITECTURE.md."""
+"""Method adapters, one file each. The registry lines are ``progbench.protocol.BUILTIN``; see docs/ARCHITECTURE.md."""

@@ -25,14 +25,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from progbench.errors import UserError
+from progbench.evaluate import flops_per_image
+from progbench.models import BlockNet
+from progbench.protocol import Batch, Method, OperatingPoint, Phase, later_field
+from progbench.scale import PlannedPhase
 from torch import nn
 from tqdm import tqdm
-
-from bench.errors import UserError
-from bench.evaluate import flops_per_image
-from bench.models import BlockNet
-from bench.protocol import Batch, Method, OperatingPoint, Phase, later_field
-from bench.scale import PlannedPhase
 
 # --- the boosting quantities, as functions of tensors (tested by hand) -------------------------------------------
 

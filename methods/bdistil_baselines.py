@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from progbench.methods.kd import kd_step
+from progbench.protocol import Method, OperatingPoint, Phase
+from progbench.scale import PlannedPhase
 from torch import nn
-
-from bench.protocol import Method, OperatingPoint, Phase
-from bench.scale import PlannedPhase
-from methods.kd import kd_step
 
 
 def fit_weights(logits: list[torch.Tensor], labels: torch.Tensor, steps: int = 50) -> torch.Tensor:

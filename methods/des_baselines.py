@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bench.protocol import Phase
-from bench.scale import PlannedPhase
-from methods.sws import DesNetFamily, des_kwargs, distill_step
+from progbench.methods.sws import DesNetFamily, des_kwargs, distill_step
+from progbench.protocol import Phase
+from progbench.scale import PlannedPhase
 
 
 class DesScratch(DesNetFamily):

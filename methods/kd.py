@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-from bench.protocol import Batch, Method, OperatingPoint, Phase
+from progbench.protocol import Batch, Method, OperatingPoint, Phase
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from progbench.errors import UserError
+from progbench.methods.kd import kd_loss
+from progbench.models import BlockNet
+from progbench.protocol import Batch, Method, OperatingPoint, Phase, later_field
+from progbench.scale import PlannedPhase
 from torch import nn
-
-from bench.errors import UserError
-from bench.models import BlockNet
-from bench.protocol import Batch, Method, OperatingPoint, Phase, later_field
-from bench.scale import PlannedPhase
-from methods.kd import kd_loss
 
 LOSSES = ("hard", "soft", "feature", "reconstruction", "cross")
 

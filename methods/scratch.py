@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch.nn.functional as F
-
-from bench.protocol import Batch, Method, OperatingPoint, Phase
+from progbench.protocol import Batch, Method, OperatingPoint, Phase
 
 
 class Scratch(Method):

@@ -22,13 +22,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from progbench.errors import UserError
+from progbench.methods.kd import kd_step
+from progbench.models import BlockNet
+from progbench.protocol import Batch, Method, OperatingPoint, Phase
+from progbench.scale import PlannedPhase
 from torch import nn
-
-from bench.errors import UserError
-from bench.models import BlockNet
-from bench.protocol import Batch, Method, OperatingPoint, Phase
-from bench.scale import PlannedPhase
-from methods.kd import kd_step
 
 
 def layers_source(stage_lengths: Sequence[int], depth: int) -> list[int]:

@@ -17,9 +17,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-
-from bench.store import Record
-from reports.generate import family_order, human, mean_std, save_figure, write_table
+from progbench.reports.generate import family_order, human, mean_std, save_figure, write_table
+from progbench.store import Record
 
 METHODS = {"bdistil": "B-DISTIL", "resched": "RESCHED", "noresched": "NO-RESCHED"}
 CLOSE = 1.0  # B2 "stays close to NO-RESCHED": within this many points at the same FLOPs

@@ -1,7 +1,7 @@
 """``progbench compare NAME --suite SUITE``: a new method against every baseline, on the same tasks and teachers.
 
 :func:`plan_comparison` adds the method's runs to a loaded suite through the suite's own resolution
-(:meth:`bench.suite.Suite.add_runs`): by default one run per family and seed where the suite runs ``kd``, so each
+(:meth:`progbench.suite.Suite.add_runs`): by default one run per family and seed where the suite runs ``kd``, so each
 gets exactly what KD gets (student architecture, student budget, dataset, teacher run). The runner trains what the
 store lacks; :func:`build_comparison` then reads the store and writes, under ``reports/compare/NAME/``, one table
 (``comparison.md/.csv/.tex``) and one figure (``accuracy_vs_flops.png/.svg``) of the method beside every other
@@ -19,12 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
-
-from bench.errors import UserError  # noqa: E402
-from bench.protocol import get_method  # noqa: E402
-from bench.store import Store, canonical_json  # noqa: E402
-from bench.suite import RunSpec, Suite, matches, parse_only  # noqa: E402
-from reports.generate import (  # noqa: E402
+from progbench.errors import UserError  # noqa: E402
+from progbench.protocol import get_method  # noqa: E402
+from progbench.reports.generate import (  # noqa: E402
     CURVE_LABEL,
     STYLES,
     changed_fields,
@@ -36,6 +33,8 @@ from reports.generate import (  # noqa: E402
     tidy,
     write_table,
 )
+from progbench.store import Store, canonical_json  # noqa: E402
+from progbench.suite import RunSpec, Suite, matches, parse_only  # noqa: E402
 
 SETTING = ["model", "variant", "config", "arch", "epochs", "method_version"]  # rows differing in these never averaged
 RANK = {"teacher": 0, "scratch": 1, "kd": 2}  # baselines in this order, then the others by name, then the new method
@@ -95,7 +94,7 @@ def plan_comparison(suite: Suite, name: str, method_ref: str | None = None, conf
 
 
 def comparison_frame(store: Store, comparison: Comparison) -> pd.DataFrame:
-    """The tidy rows (reports.generate.tidy) of the anytime families of every stored run of the compared families
+    """The tidy rows (``reports.generate.tidy``) of the anytime families of every stored run of the compared families
     that shares the method's dataset and teacher run, and of that teacher; ``panel`` is the compared family."""
     records = store.records()
     frames = []

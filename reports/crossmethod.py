@@ -24,8 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
-
-from reports.generate import changed_fields, human, log_axis, mean_std, save_figure, write_table
+from progbench.reports.generate import changed_fields, human, log_axis, mean_std, save_figure, write_table
 
 METHODS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "sws": "SWS", "bdistil": "B-DISTIL"}
 STYLES = {"scratch": ("tab:gray", "o"), "kd": ("tab:blue", "s"), "pwl": ("tab:red", "^"), "sws": ("tab:green", "v"),

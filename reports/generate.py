@@ -17,10 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
-
-from bench.errors import UserError  # noqa: E402
-from bench.protocol import get_method  # noqa: E402
-from bench.store import Record, Store, canonical_json  # noqa: E402
+from progbench.errors import UserError  # noqa: E402
+from progbench.protocol import get_method  # noqa: E402
+from progbench.store import Record, Store, canonical_json  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9})
 FIG_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
@@ -271,16 +270,16 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
                            "FLOPs (one step counted with torch.utils.flop_counter, times the steps).")
     written += accuracy_vs_flops(df, out / "figures")
     # here, not at the top: they build on this module's helpers
-    from reports import bdistil, crossmethod, grid, pwl, sws
+    from progbench.reports import bdistil, crossmethod, grid, pwl, sws
     by_id = {r.run_id: r for r in records}
     written += pwl.build(df, by_id, out)
     written += sws.build(df, by_id, out)
     written += bdistil.build(df, by_id, out)
     written += crossmethod.build(df, out)
     written += grid.build(df, by_id, out)
-    from reports import document  # last: it assembles what the others wrote
+    from progbench.reports import document  # last: it assembles what the others wrote
     written += document.build(records, out)
-    from reports import interactive  # after the document: it reads the same tables
+    from progbench.reports import interactive  # after the document: it reads the same tables
     written += interactive.build(df, by_id, out)
     if readme:
         written.append(document.update_readme(Path(readme), out))

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from bench.store import Record
-from reports.generate import changed_fields, human, write_table
-from reports.pwl import MONOTONE_TOLERANCE
+from progbench.reports.generate import changed_fields, human, write_table
+from progbench.reports.pwl import MONOTONE_TOLERANCE
+from progbench.store import Record
 
 SUITE = "grid"
 LEARNING = 0.01  # "still learning": val top-1 rose by more than this in the last epoch of a phase
@@ -45,7 +44,7 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 # --- which runs, and their points ---------------------------------------------------------------------------------
 def grid_run_ids(suite: str = SUITE) -> set[str]:
-    from bench.suite import load_suite
+    from progbench.suite import load_suite
     return {r.run_id for r in load_suite(suite).runs}
 
 

@@ -25,13 +25,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
-
-from bench.errors import UserError
-from bench.protocol import get_method
-from bench.store import Record
-from reports import document, pwl
-from reports.crossmethod import ARCHITECTURES, architecture
-from reports.generate import FAMILY_ORDER, changed_fields, family_order, human, mean_std, slug
+from progbench.errors import UserError
+from progbench.protocol import get_method
+from progbench.reports import document, pwl
+from progbench.reports.crossmethod import ARCHITECTURES, architecture
+from progbench.reports.generate import FAMILY_ORDER, changed_fields, family_order, human, mean_std, slug
+from progbench.store import Record
 
 PAGE = "index.html"
 ASSETS = "assets"

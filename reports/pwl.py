@@ -20,10 +20,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from matplotlib.ticker import FuncFormatter
+from progbench.reports.generate import FAMILY_ORDER, human, log_axis, mean_std, save_figure, write_table
+from progbench.store import Record
 from safetensors.torch import load_file
-
-from bench.store import Record
-from reports.generate import FAMILY_ORDER, human, log_axis, mean_std, save_figure, write_table
 
 PUBLISHED = Path(__file__).parent / "data" / "pwl_published.csv"
 PAPER_BLOCKS = 4

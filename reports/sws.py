@@ -18,9 +18,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-
-from bench.store import Record
-from reports.generate import human, mean_std, save_figure, write_table
+from progbench.reports.generate import human, mean_std, save_figure, write_table
+from progbench.store import Record
 
 PUBLISHED = Path(__file__).parent / "data" / "sws_published.csv"
 METHODS = ("sws", "des_scratch", "des_pretrain")

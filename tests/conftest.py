@@ -30,14 +30,14 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory) -> Path:
     """The built-in smoke suite run once, end to end, through the CLI into a fresh store."""
-    from bench.cli import main
+    from progbench.cli import main
     store = tmp_path_factory.mktemp("smoke") / "results"
     assert main(["run", "smoke", "--results", str(store), "--no-progress"]) == 0
     return store
 
 
 def run_cli(*args: str) -> int:
-    from bench.cli import main
+    from progbench.cli import main
     return main(list(args))
 
 
@@ -59,7 +59,7 @@ def assert_same_records(store_a: Path, store_b: Path) -> None:
     predictions byte for byte (and teacher weights, where a run has them)."""
     import json
 
-    from bench.store import Store
+    from progbench.store import Store
     a = {r.run_id: r for r in Store(store_a).records()}
     b = {r.run_id: r for r in Store(store_b).records()}
     assert a.keys() == b.keys() and a

@@ -5,10 +5,8 @@ import math
 import pytest
 import timm
 import torch
-
-from bench.evaluate import count_params, flops_per_image
-from bench.store import Store
-from methods.bdistil import (
+from progbench.evaluate import count_params, flops_per_image
+from progbench.methods.bdistil import (
     Candidate,
     Ensemble,
     Member,
@@ -18,7 +16,9 @@ from methods.bdistil import (
     centred,
     margin,
 )
-from methods.bdistil_baselines import fit_weights
+from progbench.methods.bdistil_baselines import fit_weights
+from progbench.store import Store
+
 from tests.conftest import SUITES
 from tests.test_runs import _run_suite, _same_run
 
@@ -165,8 +165,7 @@ def test_an_unconnected_candidate_does_not_run_the_chain():
 
 def test_bdistil_report_from_the_smoke_store(smoke_store, tmp_path):
     import pandas as pd
-
-    from reports.generate import build_report
+    from progbench.reports.generate import build_report
     written = {p.name for p in build_report(smoke_store, tmp_path)}
     for name in ("bdistil_stages", "bdistil_connections", "bdistil_claims"):
         assert {f"{name}.md", f"{name}.csv", f"{name}.tex"} <= written

@@ -121,7 +121,7 @@ def test_unknown_suite_name(capsys):
 def test_console_script_prints_no_traceback(tmp_path):
     suite = tmp_path / "suite.yaml"
     suite.write_text(GOOD.replace("method: kd", "method: kdd"))
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", "plan", str(suite)], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "progbench.cli", "plan", str(suite)], cwd=REPO, capture_output=True,
                           text=True)
     assert proc.returncode == 2
     (line,) = proc.stderr.splitlines()  # one line; installed user packages add their methods to the list
@@ -151,7 +151,7 @@ def test_methods_and_models_commands(capsys):
 def test_malformed_record_is_one_line_and_redone(smoke_store, tmp_path, capsys):
     import shutil
 
-    from bench.store import Store
+    from progbench.store import Store
     store_dir = tmp_path / "results"
     shutil.copytree(smoke_store, store_dir)
     victim = next(p for p in (store_dir / "runs").iterdir() if p.name.startswith("scratch-vgg"))
@@ -172,9 +172,9 @@ def test_results_path_that_is_a_file(tmp_path, capsys):
 
 
 def test_plan_estimates_a_missing_seed_from_its_finished_siblings(smoke_store, tmp_path):
-    from bench.runner import plan
-    from bench.store import Store
-    from bench.suite import load_suite, suite_path
+    from progbench.runner import plan
+    from progbench.store import Store
+    from progbench.suite import load_suite, suite_path
     text = suite_path("smoke").read_text().replace("{method: kd, families: [vgg], seeds: [0, 1]}",
                                                            "{method: kd, families: [vgg], seeds: [0, 1, 2]}")
     suite_file = tmp_path / "smoke3.yaml"
@@ -187,7 +187,7 @@ def test_plan_estimates_a_missing_seed_from_its_finished_siblings(smoke_store, t
 
 
 def test_only_filter_names_teachers_by_their_role():
-    from bench.suite import load_suite, matches, parse_only
+    from progbench.suite import load_suite, matches, parse_only
     suite = load_suite("cpu")
     teachers = suite.select("method=teacher")
     assert teachers and all(r.is_teacher for r in teachers)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from progbench.protocol import available_methods, get_method
+from progbench.store import Store
 
-from bench.protocol import available_methods, get_method
-from bench.store import Store
 from tests.conftest import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "progbench-example"
@@ -97,8 +97,8 @@ def test_second_compare_trains_nothing_and_finds_the_entry_point(compared, tmp_p
 NESTED = '''
 from torch import nn
 
-from bench.protocol import OperatingPoint
-from methods.scratch import Scratch
+from progbench.protocol import OperatingPoint
+from progbench.methods.scratch import Scratch
 
 
 class Stack(nn.Module):  # a point class that only this file defines
@@ -153,7 +153,7 @@ def test_errors_are_one_line(case, tmp_path, capsys):
         "unknown method": (["kd-ladderr"], "unknown method 'kd-ladderr'; available:"),
         "missing file": (["x", "--method", f"{tmp_path}/none.py:X"], "none.py not found"),
         "not a method": (["x", "--method", f"{tmp_path}/plain.py:NotAMethod"],
-                         "is not a subclass of bench.protocol.Method"),
+                         "is not a subclass of progbench.protocol.Method"),
         "other name": (["ladder", "--method", LADDER], "defines method 'kd-ladder', not 'ladder'"),
         "no kd runs": (["kd-ladder", "--method", LADDER, "--suite", str(tmp_path / "nokd.yaml")],
                        "suite nokd has no kd runs to take families and seeds from; name a family with --only"),

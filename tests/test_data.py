@@ -1,9 +1,8 @@
 """Datasets through the registry, on the real CIFAR-10 copy: splits, the fixed val carve, batched augmentation."""
 import pytest
 import torch
-
-from bench import data
-from bench.errors import UserError
+from progbench import data
+from progbench.errors import UserError
 
 SMALL = data.DatasetSpec("cifar10", val_per_class=10, train_per_class=30, test_per_class=20)
 

@@ -6,11 +6,10 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench.errors import UserError
-from bench.store import Store
-from reports import crossmethod, document
-from reports.generate import build_report
+from progbench.errors import UserError
+from progbench.reports import crossmethod, document
+from progbench.reports.generate import build_report
+from progbench.store import Store
 
 
 def test_anytime_curve_and_its_area_by_hand():

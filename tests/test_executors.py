@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from progbench import lease
+from progbench.store import Store
+from progbench.suite import load_suite
 
-from bench import lease
-from bench.store import Store
-from bench.suite import load_suite
 from tests.conftest import SUITES, assert_same_records, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ RESUME = SUITES / "resume.yaml"
 
 
 def _start(store: Path, *args: str, suite: Path = POOL) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(store), "--no-progress", *args]
+    cmd = [sys.executable, "-m", "progbench.cli", "run", str(suite), "--results", str(store), "--no-progress", *args]
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

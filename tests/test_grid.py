@@ -5,10 +5,10 @@ import math
 
 import pandas as pd
 import pytest
+from progbench.reports import grid
+from progbench.reports.generate import tidy
+from progbench.store import Store
 
-from bench.store import Store
-from reports import grid
-from reports.generate import tidy
 from tests.conftest import SUITES, run_cli
 
 MINI = SUITES / "minigrid.yaml"

@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from progbench.store import Store, sha256_file
+from progbench.suite import load_suite
 
-from bench.store import Store, sha256_file
-from bench.suite import load_suite
 from tests.conftest import REPO, nontiming, run_cli
 
 TINY = """
@@ -52,10 +52,9 @@ def test_every_method_resumed_at_every_checkpoint_matches_the_uninterrupted_run(
     all that carries over is the checkpoint), has every non-timing field of metrics.json and log.jsonl and its
     predictions equal to the smoke store's uninterrupted run."""
     import torch
-
-    from bench.reproduce import seed_scratch_store
-    from bench.runner import Runtime, execute
-    from bench.train import Interrupted
+    from progbench.reproduce import seed_scratch_store
+    from progbench.runner import Runtime, execute
+    from progbench.train import Interrupted
 
     suite = load_suite("smoke")
     chosen = {}
@@ -179,7 +178,7 @@ def test_report_rebuild_swaps_in_only_a_finished_build(smoke_store, tmp_path, ca
 # --- the stale-code guard ---------------------------------------------------------------------------------------------
 
 MINE = '''
-from methods.scratch import Scratch
+from progbench.methods.scratch import Scratch
 
 
 class Mine(Scratch):
@@ -246,8 +245,9 @@ def test_a_read_only_store_is_one_line(tmp_path):
     store.mkdir()
     store.chmod(0o555)
     try:
-        proc = subprocess.run(_as_user([sys.executable, "-m", "bench.cli", "run", str(_suite(tmp_path)), "--results",
-                                        str(store), "--no-progress"]), cwd=REPO, capture_output=True, text=True)
+        cmd = [sys.executable, "-m", "progbench.cli", "run", str(_suite(tmp_path)), "--results", str(store),
+               "--no-progress"]
+        proc = subprocess.run(_as_user(cmd), cwd=REPO, capture_output=True, text=True)
     finally:
         store.chmod(0o755)
     err = proc.stderr.strip().splitlines()
@@ -319,7 +319,7 @@ def test_no_progress_silences_every_bar_and_lines_are_not_held_back(tmp_path):
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a width, or tqdm draws nothing
     env = {**os.environ, "PROGBENCH_CACHE": str(tmp_path / "cache"), "HF_DATASETS_CACHE": str(tmp_path / "hf")}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", str(_suite(tmp_path)), "--results",
+    proc = subprocess.Popen([sys.executable, "-m", "progbench.cli", "run", str(_suite(tmp_path)), "--results",
                              str(tmp_path / "r"), "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=slave, text=True)
     os.close(slave)

@@ -2,9 +2,8 @@
 import pytest
 import timm
 import torch
-
-from bench import models
-from bench.runner import forward_flops
+from progbench import models
+from progbench.runner import forward_flops
 
 # (params, FLOPs per image at the preset's img_size, 32 px for the CNNs) -- `progbench models` prints the same numbers.
 PINNED = {
@@ -69,6 +68,6 @@ def test_generic_entry_takes_widths_and_depths():
 
 
 def test_unknown_architecture_is_a_user_error():
-    from bench.errors import UserError
+    from progbench.errors import UserError
     with pytest.raises(UserError, match="unknown architecture 'pb_nope'"):
         models.create_model("pb_nope")

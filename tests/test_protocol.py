@@ -1,8 +1,7 @@
 """Finding methods: built-ins, a user's package through the entry-point group, files; names that would collide."""
 import pytest
-
-from bench.errors import UserError
-from bench.protocol import available_methods, get_method
+from progbench.errors import UserError
+from progbench.protocol import available_methods, get_method
 
 
 def _install_user_package(root, body: str) -> None:
@@ -15,7 +14,7 @@ def _install_user_package(root, body: str) -> None:
 
 
 def test_entry_point_method_is_found(tmp_path, monkeypatch):
-    _install_user_package(tmp_path, "from methods.scratch import Scratch\n\n\n"
+    _install_user_package(tmp_path, "from progbench.methods.scratch import Scratch\n\n\n"
                                     "class Mine(Scratch):\n    name = 'mine'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert available_methods()["mine"] == "mymethods:Mine"
@@ -25,13 +24,13 @@ def test_entry_point_method_is_found(tmp_path, monkeypatch):
 
 def test_inherited_name_is_refused(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("from methods.kd import KD\n\n\nclass Tweaked(KD):\n    pass\n")
+    path.write_text("from progbench.methods.kd import KD\n\n\nclass Tweaked(KD):\n    pass\n")
     with pytest.raises(UserError, match="must set its own class attribute `name`"):
         get_method(f"{path}:Tweaked")
 
 
 def test_taken_name_is_refused(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("from methods.kd import KD\n\n\nclass Other(KD):\n    name = 'kd'\n")
-    with pytest.raises(UserError, match="is named 'kd', which is taken by methods.kd:KD"):
+    path.write_text("from progbench.methods.kd import KD\n\n\nclass Other(KD):\n    name = 'kd'\n")
+    with pytest.raises(UserError, match="is named 'kd', which is taken by progbench.methods.kd:KD"):
         get_method(f"{path}:Other")

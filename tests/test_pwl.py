@@ -4,17 +4,16 @@ import json
 
 import pytest
 import torch
+from progbench import progressive
+from progbench.data import DatasetSpec
+from progbench.errors import UserError
+from progbench.methods.kd import kd_loss
+from progbench.methods.pwl import LOSSES, PWL, feature_distance, random_mask
+from progbench.models import create_model, prepare_for_device
+from progbench.protocol import Batch, Budget, Context, Task
+from progbench.store import Store
 from safetensors.torch import load_file
 from torch import nn
-
-from bench import progressive
-from bench.data import DatasetSpec
-from bench.errors import UserError
-from bench.models import create_model, prepare_for_device
-from bench.protocol import Batch, Budget, Context, Task
-from bench.store import Store
-from methods.kd import kd_loss
-from methods.pwl import LOSSES, PWL, feature_distance, random_mask
 
 FAMILIES = {  # (teacher, student, student kwargs): VGG's student is narrower (real converters), ViT's is not
     "vgg": ("pb_vgg_tiny", "pb_vgg_tiny", {"widths": [4, 8, 8, 16, 16]}),
@@ -160,7 +159,7 @@ def test_family_and_extra_orders():
 
 
 def test_progressive_stages_rebuild_each_point_and_the_timeline_runs_in_a_fresh_process(tmp_path):
-    from bench.evaluate import save_weights
+    from progbench.evaluate import save_weights
     pwl = make_pwl("vgg").eval()
     points = pwl.anytime_family()
     image = torch.randn(1, 3, 32, 32)
@@ -212,8 +211,7 @@ def test_pwl_in_the_smoke_suite(smoke_store):
 
 def test_pwl_report_from_the_smoke_store(smoke_store, tmp_path):
     import pandas as pd
-
-    from reports.generate import build_report
+    from progbench.reports.generate import build_report
     written = {p.name for p in build_report(smoke_store, tmp_path)}
     assert {"pwl_prefix.csv", "pwl_other_orders.csv", "pwl_vs_baselines.csv", "pwl_loading_timeline.csv",
             "pwl_loading_targets.csv", "pwl_claims.csv", "pwl_loading_time.png", "pwl_loading_time.svg"} <= written
@@ -233,7 +231,7 @@ def test_pwl_report_from_the_smoke_store(smoke_store, tmp_path):
 
 
 def test_paper_rows_only_for_the_same_fraction_of_the_network():
-    from reports.pwl import _paper_row, published
+    from progbench.reports.pwl import _paper_row, published
     pub = published()
     assert _paper_row(pub, "cifar10", "resnet", "prefix", 2, 4).top1 == 92.9  # T1T2S3S4
     assert _paper_row(pub, "cifar10", "resnet", "suffix", 1, 4).top1 == 88.8  # S1S2S3T4

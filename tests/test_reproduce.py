@@ -2,8 +2,9 @@
 scratch store (teachers copied, not retrained) and compares every metric with the committed record."""
 import shutil
 
-from bench.reproduce import compare_records, format_comparison
-from bench.store import Store
+from progbench.reproduce import compare_records, format_comparison
+from progbench.store import Store
+
 from tests.conftest import run_cli
 
 

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import torch
+from progbench.store import Store
 from safetensors.torch import load_file
 
-from bench.store import Store
 from tests.conftest import SUITES, assert_same_records, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_smoke_suite_end_to_end(smoke_store, capsys):
 
 def _run_suite(suite: Path, store: Path, kill_when=None, run_glob: str = "*") -> None:
     """Run a suite in a subprocess; with ``kill_when``, SIGKILL it as soon as a checkpoint's state satisfies it."""
-    cmd = [sys.executable, "-m", "bench.cli", "run", str(suite), "--results", str(store), "--no-progress"]
+    cmd = [sys.executable, "-m", "progbench.cli", "run", str(suite), "--results", str(store), "--no-progress"]
     if kill_when is None:
         subprocess.run(cmd, check=True, cwd=REPO, capture_output=True)
         return

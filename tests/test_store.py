@@ -2,7 +2,8 @@
 import json
 import shutil
 
-from bench.store import Store
+from progbench.store import Store
+
 from tests.conftest import run_cli
 
 

@@ -6,15 +6,14 @@ import pandas as pd
 import pytest
 import timm
 import torch
+from progbench.data import DatasetSpec
+from progbench.errors import UserError
+from progbench.evaluate import count_params, unique_tensors
+from progbench.methods.sws import SWS, layers_source
+from progbench.protocol import Budget, Context, Task
+from progbench.store import Store
+from progbench.suite import load_suite, suite_path
 from timm.models.vision_transformer import Block
-
-from bench.data import DatasetSpec
-from bench.errors import UserError
-from bench.evaluate import count_params, unique_tensors
-from bench.protocol import Budget, Context, Task
-from bench.store import Store
-from bench.suite import load_suite, suite_path
-from methods.sws import SWS, layers_source
 
 TINY = dict(dim=32, num_heads=2)  # pb_vit_des_tiny
 
@@ -171,7 +170,7 @@ def test_sws_and_baselines_in_the_smoke_suite(smoke_store):
 
 
 def test_sws_report_from_the_smoke_store(smoke_store, tmp_path):
-    from reports.generate import build_report, human
+    from progbench.reports.generate import build_report, human
     written = {p.name for p in build_report(smoke_store, tmp_path)}
     for name in ("sws_accuracy", "sws_fine_tuning", "sws_cost", "sws_ratios", "sws_claims"):
         assert {f"{name}.md", f"{name}.csv", f"{name}.tex"} <= written

@@ -1,9 +1,8 @@
 """Methods written the way a user writes one (a file, loaded by ``path.py:ClassName``); used by the tests."""
 import torch
-
-from bench.protocol import OperatingPoint, Phase
-from methods.kd import kd_loss
-from methods.scratch import Scratch
+from progbench.methods.kd import kd_loss
+from progbench.methods.scratch import Scratch
+from progbench.protocol import OperatingPoint, Phase
 
 
 class Diverges(Scratch):

@@ -1,5 +1,5 @@
 """Executors: where a suite's runs train. ``local`` (a pool of worker processes here) and ``slurm`` (one job per
-run through submitit); both drive the same scheduler loop and store (``bench.scheduler``, ``bench.lease``)."""
+run through submitit); both drive the same scheduler loop and store (``progbench.scheduler``, ``progbench.lease``)."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import time
 
 def train_missing(suite, rt, only: str | None = None, write=print, strict: bool = False):
     """Train what the store lacks of the suite's selected runs with the local executor; returns the Outcome. Cached
-    runs made with other code of their method are warned about (refused with ``strict``: ``bench.preflight``)."""
+    runs made with other code of their method are warned about (refused with ``strict``: ``progbench.preflight``)."""
     from ..preflight import guard
     from ..runner import plan
     from .local import default_workers, run_local

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from bench.store import Store
+from progbench.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = {"1x2": ("--workers", "1", "--threads-per-worker", "2"),
@@ -31,7 +30,7 @@ STEPS = {"pb_vgg_student_cpu": 12, "pb_resnet_student_cpu": 6}  # per process of
 RESULTS: dict[tuple[str, str], float] = {}
 STEP_SCRIPT = """
 import sys, time, torch, torch.nn.functional as F
-from bench.models import create_model, prepare_for_device
+from progbench.models import create_model, prepare_for_device
 arch, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -74,7 +73,7 @@ def test_smoke_suite_throughput(benchmark, setting):
 
     def once():
         store = Path(tempfile.mkdtemp(prefix="progbench-perf-")) / "results"
-        subprocess.run([sys.executable, "-m", "bench.cli", "run", "smoke", "--results", str(store), "--no-progress",
+        subprocess.run([sys.executable, "-m", "progbench.cli", "run", "smoke", "--results", str(store), "--no-progress",
                         *SETTINGS[setting]], cwd=REPO, check=True, capture_output=True, env=_env())
         out["images"] = sum(r.metrics["training"]["images_seen"] for r in Store(store).records())
     benchmark.pedantic(once, rounds=1, iterations=1)

@@ -14,12 +14,11 @@ import tempfile
 import pytest
 import torch
 import torch.nn.functional as F
-
-from bench import data as datamod
-from bench.models import create_model, prepare_for_device
-from bench.protocol import Budget, Context, Task
-from bench.train import Trainer
-from methods.scratch import Scratch
+from progbench import data as datamod
+from progbench.methods.scratch import Scratch
+from progbench.models import create_model, prepare_for_device
+from progbench.protocol import Budget, Context, Task
+from progbench.train import Trainer
 
 ARCH, BATCH, STEPS = "pb_resnet_student_cpu", 128, 40
 BUDGET = Budget(epochs=1, batch_size=BATCH, optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9,

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from progbench.errors import UserError
+from progbench.methods.kd import kd_step
+from progbench.models import BlockNet
+from progbench.protocol import Method, OperatingPoint, Phase
 from torch import nn
-
-from bench.errors import UserError
-from bench.models import BlockNet
-from bench.protocol import Method, OperatingPoint, Phase
-from methods.kd import kd_step
 
 
 def narrow(student: nn.Module, width: float) -> dict:

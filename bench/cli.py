@@ -291,9 +291,12 @@ def cmd_reproduce(args) -> int:
         before = reproduce.file_digests(out, *([Path(args.readme)] if args.readme else []))
         written = publish.build(args.results, out, args.readme)
         changed, same = reproduce.report_changes(before, written)
-        print(f"reproduce {suite.name}: {len(ran)} run(s) trained, the rest cached; {len(written)} report files "
-              f"rebuilt in {time.perf_counter() - t0:.1f} s: {len(same)} byte-identical to before, "
-              f"{len(changed)} changed or new" + "".join(f"\n    changed: {p}" for p in changed))
+        shown = 10  # the summary stays a few lines; `git status` lists every changed file
+        print(f"reproduce {suite.name}: {len(ran)} run(s) trained, {len(outcome.cached)} cached, "
+              f"{len(outcome.failed)} failed; {len(written)} report files rebuilt in {time.perf_counter() - t0:.1f} s: "
+              f"{len(same)} byte-identical to before, {len(changed)} changed or new"
+              + "".join(f"\n    changed: {p}" for p in changed[:shown])
+              + (f"\n    ... and {len(changed) - shown} more" if len(changed) > shown else ""))
         return 0
     selected, wanted = suite.select(args.fresh), parse_only(args.fresh)
     # a teacher the filter selects is retrained; one the selected runs only need is copied from the store
@@ -413,8 +416,7 @@ def unbuffered() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import UserError, storage_error
-    from .runner import RunFailed
+    from .errors import RunFailed, UserError, storage_error  # light: --help and argument errors never import torch
 
     args = build_parser().parse_args(argv)
     unbuffered()

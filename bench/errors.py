@@ -7,6 +7,10 @@ import shutil
 from pathlib import Path
 
 
+class RunFailed(Exception):
+    """A run stopped (e.g. NaN loss); one line, with the run id and what to change."""
+
+
 class UserError(Exception):
     """A mistake in the user's input or environment, with the fix in the message."""
 

@@ -14,6 +14,7 @@ memory) and stores the run. Methods are found by name through :data:`BUILTIN`, t
 """
 from __future__ import annotations
 
+import ast
 import collections.abc
 import dataclasses
 import hashlib
@@ -407,7 +408,7 @@ def _load_reference(ref: str) -> type:
     return cls
 
 
-_SOURCES: dict[type, tuple[dict, list[Path]]] = {}
+_SOURCES: dict[type, tuple[dict, str]] = {}  # class -> (method_source, sha256 of the raw bytes)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -427,17 +428,45 @@ def method_files(cls: type[Method]) -> list[Path]:
     return files
 
 
+SOURCE_FINGERPRINT = "ast-1"  # how method_source's sha256 is taken; records without the key hold raw-byte digests
+
+
+def code_of(source: bytes) -> str:
+    """A module's code without what cannot change what it does: comments and layout (gone in the AST), docstrings,
+    and the order of its top-level imports. A method's runs stay valid through edits of its prose."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    imports = sorted((n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))), key=ast.dump)
+    tree.body = imports + [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))]
+    return ast.dump(tree)
+
+
 def method_source(cls: type[Method]) -> dict:
-    """What a method's runs are made from, for the stale-code guard: the sha256 of its source files
-    (:func:`method_files`), read when the class was first loaded, and those files' names."""
+    """What a method's runs are made from, for the stale-code guard: a sha256 of its source files' code
+    (:func:`method_files`, :func:`code_of`), read when the class was first loaded, and those files' names."""
     if cls not in _SOURCES:
         files = method_files(cls)
-        digest = hashlib.sha256()
+        code, raw = hashlib.sha256(), hashlib.sha256()
         for path in files:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            source = path.read_bytes()
+            code.update(hashlib.sha256(code_of(source).encode()).digest())
+            raw.update(hashlib.sha256(source).digest())
         names = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in files]
-        _SOURCES[cls] = {"sha256": digest.hexdigest(), "files": names}, files
+        _SOURCES[cls] = {"sha256": code.hexdigest(), "fingerprint": SOURCE_FINGERPRINT, "files": names}, raw.hexdigest()
     return _SOURCES[cls][0]
+
+
+def source_changed(cls: type[Method], recorded: dict) -> bool:
+    """Whether ``cls``'s source differs from the ``method_source`` a record holds (older records: raw bytes)."""
+    current = method_source(cls)
+    if recorded.get("fingerprint") == current["fingerprint"]:
+        return recorded["sha256"] != current["sha256"]
+    return recorded["sha256"] != _SOURCES[cls][1]
 
 
 def available_methods() -> dict[str, str]:

@@ -16,7 +16,7 @@ from . import data as datamod
 from . import distributed, precision, progressive, protocol
 from .distributed import SINGLE, World
 from .env import environment
-from .errors import UserError
+from .errors import RunFailed, UserError  # noqa: F401 -- RunFailed: raised here, importable from here
 from .evaluate import EvalSettings, evaluate_point, point_info, score_point
 from .models import create_model, prepare_for_device
 from .store import Store, canonical_json
@@ -24,10 +24,6 @@ from .suite import RunSpec, Suite
 from .train import Trainer, TrainingError
 
 DEFAULT_TRAIN_FLOPS_PER_S = 3e11  # bf16 on the 2-core AMX machine, measured on the cpu presets; refined from records
-
-
-class RunFailed(Exception):
-    """A run stopped (e.g. NaN loss); one line, with the run id and what to change."""
 
 
 @dataclass

@@ -175,8 +175,8 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
 def failure_line(exc: BaseException, run: RunSpec | None = None) -> str:
     """A run's failure in one line: the harness's own message, or the exception with where it was raised; when the
     method's own code raised it, the method is named with the line of its source that did."""
+    from .errors import RunFailed
     from .protocol import describe_exception, get_method, raised_in
-    from .runner import RunFailed
     if isinstance(exc, (UserError, RunFailed)):
         return str(exc).strip().splitlines()[0]
     try:

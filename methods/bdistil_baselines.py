@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from progbench.methods.kd import kd_step
 from progbench.protocol import Method, OperatingPoint, Phase
 from progbench.scale import PlannedPhase
-from torch import nn
 
 
 def fit_weights(logits: list[torch.Tensor], labels: torch.Tensor, steps: int = 50) -> torch.Tensor:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from progbench.protocol import Batch, Method, OperatingPoint, Phase
 
 

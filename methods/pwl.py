@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from progbench.errors import UserError
 from progbench.methods.kd import kd_loss
 from progbench.models import BlockNet
 from progbench.protocol import Batch, Method, OperatingPoint, Phase, later_field
 from progbench.scale import PlannedPhase
-from torch import nn
 
 LOSSES = ("hard", "soft", "feature", "reconstruction", "cross")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch.nn.functional as F
+
 from progbench.protocol import Batch, Method, OperatingPoint, Phase
 
 

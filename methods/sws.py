@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from progbench.errors import UserError
 from progbench.methods.kd import kd_step
 from progbench.models import BlockNet
 from progbench.protocol import Batch, Method, OperatingPoint, Phase
 from progbench.scale import PlannedPhase
-from torch import nn
 
 
 def layers_source(stage_lengths: Sequence[int], depth: int) -> list[int]:

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
+
 from progbench.errors import UserError  # noqa: E402
 from progbench.protocol import get_method  # noqa: E402
 from progbench.reports.generate import (  # noqa: E402

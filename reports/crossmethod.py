@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
+
 from progbench.reports.generate import changed_fields, human, log_axis, mean_std, save_figure, write_table
 
 METHODS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "sws": "SWS", "bdistil": "B-DISTIL"}

@@ -10,12 +10,14 @@ out; the run index at the end lists every run).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
 from progbench.errors import UserError
 from progbench.reports.generate import family_order, tex_text, write_table
 from progbench.store import Record
@@ -36,7 +38,7 @@ class Section:
 
 SECTIONS = [
     Section("Baselines: teacher, scratch and KD students",
-            "Each architecture family of the `cpu` suite (VGG, ResNet and ViT on CIFAR-10 at 32 px) trains one "
+            "Each architecture family in the store ({baseline_families}) trains one "
             "teacher, then students from scratch and by plain knowledge distillation under one student budget. "
             "Every method's student in a family has the same architecture, data, budget and teacher.",
             ["baselines"], ["accuracy_vs_flops_*"]),
@@ -44,7 +46,7 @@ SECTIONS = [
             "PWL trains a student whose blocks can be swapped for the teacher's, so a model loads the student first "
             "and replaces blocks as teacher weights arrive. The paper's numbers (4-block models on full CIFAR, from "
             "the official README: `reports/data/pwl_published.csv`) stand beside ours in the row that loads the same "
-            "fraction of the network, with the difference. Our architectures and budgets are the `cpu` suite's, "
+            "fraction of the network, with the difference. Our architectures and budgets are the suite's, "
             "not the paper's, so the differences measure the setting as much as the method.",
             ["pwl_prefix", "pwl_other_orders", "pwl_vs_baselines", "pwl_ablation", "pwl_loading_timeline",
              "pwl_loading_targets", "pwl_claims"], ["pwl_loading_time"]),
@@ -76,7 +78,7 @@ SECTIONS = [
             "The `grid` suite's protocol, per cell (architecture × dataset: VGG, ResNet, ViT on CIFAR-10 at 32 px and "
             "on Imagenette at 64 px): every method distils from the cell's one teacher run, learns from the same "
             "train split (all training images minus the fixed val carve) and trains every network it trains with "
-            "the cell's student budget (epochs, optimiser, schedule, augmentation, bf16), one thread per run. KD "
+            "the cell's student budget (epochs, optimiser, schedule, augmentation, precision), one thread per run. KD "
             "and scratch students at the sizes of the other methods' points (ladders) make every budget a "
             "comparison of trained models. Each method's training cost stands beside its accuracy, areas are taken "
             "only over the cost range a method shares with the KD ladder, winners are chosen among trained points, "
@@ -296,6 +298,24 @@ def update_readme(readme: Path, out: Path) -> Path:
     return readme
 
 
+def store_facts(records: list[Record]) -> dict[str, str]:
+    """What the section intros say about the store they were built from (so a smoke store's report says smoke's
+    families and data, not the cpu suite's)."""
+    teachers, with_kd = {}, {r.spec["task"]["family"] for r in records if r.spec["method"] == "kd"}
+    for r in records:
+        task = r.spec["task"]
+        if task["role"] == "teacher" and task["family"] in with_kd:
+            d = task["dataset"]
+            size = d.get("image_size") or {"cifar10": 32}.get(d["name"])
+            teachers[task["family"]] = f"{d['name']}{f' at {size} px' if size else ''}"
+    by_data: dict[str, list[str]] = {}
+    for fam in family_order(teachers):
+        data = teachers[fam]
+        by_data.setdefault(data, []).append(fam)
+    listed = "; ".join(f"{', '.join(fams)} on {data}" for data, fams in by_data.items())
+    return {"baseline_families": listed or "none"}
+
+
 def build(records: list[Record], out: Path) -> list[Path]:
     tables = out / "tables"
     written = []
@@ -305,7 +325,8 @@ def build(records: list[Record], out: Path) -> list[Path]:
     runs, envs = run_index(records)
     written += write_table(envs, tables, "environments", "Environments the records were written in.")
     written += write_table(runs, tables, "run_index", "Every run in the store.")
-    sections = present_sections(out)
+    facts = store_facts(records)
+    sections = [(dataclasses.replace(s, intro=s.intro.format(**facts)), t, f) for s, t, f in present_sections(out)]
     for name, text in (("README.md", markdown(out, sections)), ("report.tex", latex(out, sections)),
                        ("report.html", html_page(out, sections))):
         (out / name).write_text(text)

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
+
 from progbench.errors import UserError  # noqa: E402
 from progbench.protocol import get_method  # noqa: E402
 from progbench.store import Record, Store, canonical_json  # noqa: E402

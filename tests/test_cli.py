@@ -197,3 +197,13 @@ def test_only_filter_names_teachers_by_their_role():
     assert not matches(kd[0], parse_only("method=kd")) and matches(kd[1], parse_only("method=kd"))
     assert [r.is_teacher for r in suite.select("method=scratch,family=vgg,seed=0")] == [False]  # needs no teacher
     assert [r.run_id for r in suite.select("id=teacher-vgg")] == [kd[0].run_id]
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    """The CLI answers at once: torch (seconds to import) only in commands that build or train models."""
+    probe = ("import sys\nfrom progbench.cli import main\n"
+             "for argv in (['--help'], ['run', '--help'], ['plan']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'datasets') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from progbench.protocol import available_methods, get_method
 from progbench.store import Store
-
 from tests.conftest import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "progbench-example"

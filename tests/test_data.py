@@ -1,6 +1,7 @@
 """Datasets through the registry, on the real CIFAR-10 copy: splits, the fixed val carve, batched augmentation."""
 import pytest
 import torch
+
 from progbench import data
 from progbench.errors import UserError
 

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+
 from progbench.errors import UserError
 from progbench.reports import crossmethod, document
 from progbench.reports.generate import build_report

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from progbench import lease
 from progbench.store import Store
 from progbench.suite import load_suite
-
 from tests.conftest import SUITES, assert_same_records, run_cli
 
 REPO = Path(__file__).resolve().parents[1]

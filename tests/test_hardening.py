@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from progbench.store import Store, sha256_file
 from progbench.suite import load_suite
-
 from tests.conftest import REPO, nontiming, run_cli
 
 TINY = """
@@ -52,6 +52,7 @@ def test_every_method_resumed_at_every_checkpoint_matches_the_uninterrupted_run(
     all that carries over is the checkpoint), has every non-timing field of metrics.json and log.jsonl and its
     predictions equal to the smoke store's uninterrupted run."""
     import torch
+
     from progbench.reproduce import seed_scratch_store
     from progbench.runner import Runtime, execute
     from progbench.train import Interrupted
@@ -200,6 +201,10 @@ def test_changed_method_source_without_a_version_bump_is_named(tmp_path, capsys)
     capsys.readouterr()
     assert run_cli("plan", str(suite), "--results", store, "--only", "method=mine") == 0
     assert capsys.readouterr().err == ""  # unchanged: silent
+    method.write_text('"""My method."""\n# prose is not code\n' + MINE.replace(
+        'name = "mine"', '"""Scratch, renamed."""\n    name = "mine"'))
+    assert run_cli("plan", str(suite), "--results", store, "--only", "method=mine") == 0
+    assert capsys.readouterr().err == ""
     method.write_text(MINE + "\n    def loss(self, batch):  # edited, version not bumped\n"
                              "        return {k: 2 * v for k, v in super().loss(batch).items()}\n")
     assert run_cli("plan", str(suite), "--results", store, "--only", "method=mine") == 0

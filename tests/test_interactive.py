@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from progbench.reports import interactive
 from progbench.reports.generate import build_report
 

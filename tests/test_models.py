@@ -2,6 +2,7 @@
 import pytest
 import timm
 import torch
+
 from progbench import models
 from progbench.runner import forward_flops
 

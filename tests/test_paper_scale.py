@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from progbench import data, scale
 from progbench.errors import UserError
 from progbench.models import create_model
 from progbench.runner import fmt_count, forward_flops
 from progbench.store import Store
 from progbench.suite import load_suite
-
 from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """Finding methods: built-ins, a user's package through the entry-point group, files; names that would collide."""
 import pytest
+
 from progbench.errors import UserError
 from progbench.protocol import available_methods, get_method
 

@@ -4,6 +4,9 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from torch import nn
+
 from progbench import progressive
 from progbench.data import DatasetSpec
 from progbench.errors import UserError
@@ -12,8 +15,6 @@ from progbench.methods.pwl import LOSSES, PWL, feature_distance, random_mask
 from progbench.models import create_model, prepare_for_device
 from progbench.protocol import Batch, Budget, Context, Task
 from progbench.store import Store
-from safetensors.torch import load_file
-from torch import nn
 
 FAMILIES = {  # (teacher, student, student kwargs): VGG's student is narrower (real converters), ViT's is not
     "vgg": ("pb_vgg_tiny", "pb_vgg_tiny", {"widths": [4, 8, 8, 16, 16]}),
@@ -211,6 +212,7 @@ def test_pwl_in_the_smoke_suite(smoke_store):
 
 def test_pwl_report_from_the_smoke_store(smoke_store, tmp_path):
     import pandas as pd
+
     from progbench.reports.generate import build_report
     written = {p.name for p in build_report(smoke_store, tmp_path)}
     assert {"pwl_prefix.csv", "pwl_other_orders.csv", "pwl_vs_baselines.csv", "pwl_loading_timeline.csv",

@@ -4,7 +4,6 @@ import shutil
 
 from progbench.reproduce import compare_records, format_comparison
 from progbench.store import Store
-
 from tests.conftest import run_cli
 
 

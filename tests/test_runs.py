@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import torch
-from progbench.store import Store
 from safetensors.torch import load_file
 
+from progbench.store import Store
 from tests.conftest import SUITES, assert_same_records, run_cli
 
 REPO = Path(__file__).resolve().parents[1]

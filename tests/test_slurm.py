@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from progbench.executors import slurm
 from progbench.store import Store
-
 from tests.conftest import SUITES, assert_same_records, nontiming, run_cli
 
 pytestmark = pytest.mark.slurm

@@ -3,7 +3,6 @@ import json
 import shutil
 
 from progbench.store import Store
-
 from tests.conftest import run_cli
 
 

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 import timm
 import torch
+from timm.models.vision_transformer import Block
+
 from progbench.data import DatasetSpec
 from progbench.errors import UserError
 from progbench.evaluate import count_params, unique_tensors
@@ -13,7 +15,6 @@ from progbench.methods.sws import SWS, layers_source
 from progbench.protocol import Budget, Context, Task
 from progbench.store import Store
 from progbench.suite import load_suite, suite_path
-from timm.models.vision_transformer import Block
 
 TINY = dict(dim=32, num_heads=2)  # pb_vit_des_tiny
 

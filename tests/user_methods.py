@@ -1,5 +1,6 @@
 """Methods written the way a user writes one (a file, loaded by ``path.py:ClassName``); used by the tests."""
 import torch
+
 from progbench.methods.kd import kd_loss
 from progbench.methods.scratch import Scratch
 from progbench.protocol import OperatingPoint, Phase

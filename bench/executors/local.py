@@ -139,7 +139,7 @@ def train_one(run: RunSpec, lease, rt, emit, stop: threading.Event | None, event
         return
     if kind == "interrupted":
         raise Interrupted(message)
-    from ..runner import RunFailed
+    from ..errors import RunFailed
     raise RunFailed(message)
 
 

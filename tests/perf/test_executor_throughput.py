@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from progbench.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from progbench.models import create_model, prepare_for_device
 from torch.utils import benchmark as tbench
 from torch.utils.flop_counter import FlopCounterMode
+
+from progbench.models import create_model, prepare_for_device
 
 MODELS = ["pb_vgg_student_cpu", "pb_resnet_student_cpu", "pb_vit_student_cpu", "pb_vgg_teacher_cpu",
           "pb_resnet_teacher_cpu", "pb_vit_teacher_cpu"]

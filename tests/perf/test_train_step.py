@@ -14,6 +14,7 @@ import tempfile
 import pytest
 import torch
 import torch.nn.functional as F
+
 from progbench import data as datamod
 from progbench.methods.scratch import Scratch
 from progbench.models import create_model, prepare_for_device

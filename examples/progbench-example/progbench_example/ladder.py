@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn
+
 from progbench.errors import UserError
 from progbench.methods.kd import kd_step
 from progbench.models import BlockNet
 from progbench.protocol import Method, OperatingPoint, Phase
-from torch import nn
 
 
 def narrow(student: nn.Module, width: float) -> dict:

@@ -144,8 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("methods", help="the available methods and their config fields")
 
+    p = sub.add_parser("calibrate", help="write the rates table plan estimates from (training FLOP/s per machine kind, "
+                                         "precision, threads and architecture) from a store's finished runs")
+    p.add_argument("--out", default=None, help="the table to write (default: the rates.csv shipped in the package)")
+    _common(p)
+
     p = sub.add_parser("compare", help="train a method where a suite trains kd (same tasks, teachers, budgets) and "
-                                       "write a table and figure of it against every baseline")
+                                       "compare it with every baseline on the same teacher run, architecture and "
+                                       "data: matched cost, areas under the anytime curves, ablations apart, loading")
     p.add_argument("name", help="the method: a registered name (built-in or entry point progbench.methods), or the "
                                 "name of the class --method points to")
     p.add_argument("--suite", required=True, help="built-in suite name (smoke, cpu, paper) or path to a suite .yaml")
@@ -153,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "family= also picks a family where the suite runs no kd")
     p.add_argument("--method", help="path/to/file.py:ClassName defining the method, if it is not registered")
     p.add_argument("--config", help="the method's config as a JSON object, e.g. '{\"T\": 2}' (default: its defaults)")
-    p.add_argument("--out", default=None, help="output folder (default: reports/compare/NAME)")
+    p.add_argument("--out", default=None, help="folder of the tables and figures (default: reports/compare/NAME)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -169,10 +175,9 @@ def cmd_plan(args) -> int:
     from .errors import UserError
     from .runner import format_plan, plan
     from .store import Store
-    from .suite import load_suite
     if args.gpu_tflops is not None and (args.device != "cuda" or args.gpu_tflops <= 0):
         raise UserError("--gpu-tflops is a positive rate for the GPU estimate; give it with --device cuda")
-    suite = load_suite(args.suite, _executor_settings(args))
+    suite = _suite(args)
     if args.models:
         print(scale.format_models(suite, scale.compare(scale.suite_models(suite, args.only),
                                                        scale.published_models())))
@@ -189,6 +194,13 @@ def cmd_plan(args) -> int:
         guard(runs, {r["run"]: r["record"] for r in rows if r["record"]}, args.strict)
         print(format_plan(suite, rows, workers))
     return 0
+
+
+def _suite(args):
+    """The suite the command names, with the command line's executor settings; declared datasets are fingerprinted
+    under --data-root where the command has it."""
+    from .suite import load_suite
+    return load_suite(args.suite, _executor_settings(args), getattr(args, "data_root", None))
 
 
 def _runtime(args, store=None):
@@ -229,8 +241,7 @@ def _finish(outcome, what: str, resumes: str = "`progbench run` resumes them") -
 
 def cmd_run(args) -> int:
     from .executors import train_missing
-    from .suite import load_suite
-    suite = load_suite(args.suite, _executor_settings(args))
+    suite = _suite(args)
     rt = _runtime(args)
     if suite.executor.name == "slurm":
         from .executors import slurm
@@ -257,8 +268,7 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     from .status import format_status, suite_status
     from .store import Store
-    from .suite import load_suite
-    suite = load_suite(args.suite, _executor_settings(args))
+    suite = _suite(args)
     print(format_status(suite, suite_status(suite, Store(args.results), args.only)))
     return 0
 
@@ -277,8 +287,8 @@ def cmd_reproduce(args) -> int:
     from .errors import UserError
     from .executors import train_missing
     from .store import Store
-    from .suite import load_suite, matches, parse_only
-    suite, committed = load_suite(args.suite, _executor_settings(args)), Store(args.results)
+    from .suite import matches, parse_only
+    suite, committed = _suite(args), Store(args.results)
     rt = _runtime(args, committed)
     if not args.fresh:
         from . import publish
@@ -360,6 +370,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from importlib import resources
+
+    from .errors import UserError
+    from .rates import TABLE, write_table
+    from .store import Store
+    records = Store(args.results).records()
+    if not records:
+        raise UserError(f"{args.results} holds no finished run to calibrate from; give --results a trained store")
+    out = write_table(records, Path(args.out) if args.out else Path(str(resources.files("progbench") / TABLE)))
+    print(f"calibrate: rates of {len(records)} finished run(s) written to {out}")
+    return 0
+
+
 def cmd_methods(args) -> int:
     import dataclasses
 
@@ -378,14 +402,14 @@ def cmd_compare(args) -> int:
 
     from .errors import UserError
     from .executors import train_missing
-    from .suite import Suite, load_suite
+    from .suite import Suite
     try:
         config = json.loads(args.config) if args.config else {}
     except json.JSONDecodeError as exc:
         raise UserError(f"--config is not valid JSON ({exc}); give an object, e.g. '{{\"T\": 2}}'") from None
     if not isinstance(config, dict):
         raise UserError(f"--config must be a JSON object of config fields, e.g. '{{\"T\": 2}}', not {args.config!r}")
-    suite = load_suite(args.suite, _executor_settings(args))
+    suite = _suite(args)
     comparison = plan_comparison(suite, args.name, args.method, config, args.only)
     rt = _runtime(args)
     outcome = train_missing(Suite(suite.name, suite.path, comparison.teachers + comparison.runs,
@@ -394,17 +418,15 @@ def cmd_compare(args) -> int:
     if status:
         return status
     out = args.out or os.path.join("reports", "compare", comparison.method)
-    table, written, notes = build_comparison(rt.store, comparison, out)
-    print(table, end="")
-    for note in notes:
-        print(note)
+    summary, written, _notes = build_comparison(rt.store, comparison, out)  # the notes are in the summary
+    print(summary, end="")  # at most 120 columns; the full tables are in the files
     print(f"compare {comparison.method}: {len(written)} files written to {out}/")
     return 0
 
 
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "report": cmd_report, "reproduce": cmd_reproduce,
             "models": cmd_models,
-            "methods": cmd_methods, "compare": cmd_compare}
+            "methods": cmd_methods, "calibrate": cmd_calibrate, "compare": cmd_compare}
 
 
 def unbuffered() -> None:

@@ -12,7 +12,7 @@ import torch
 PACKAGES = ("torch", "torchvision", "timm", "datasets", "safetensors", "numpy", "pandas", "pyarrow", "progbench")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -45,7 +45,7 @@ def environment(device: torch.device) -> dict:
         "packages": packages,
         "git_commit": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),

@@ -19,11 +19,10 @@ from .env import environment
 from .errors import RunFailed, UserError  # noqa: F401 -- RunFailed: raised here, importable from here
 from .evaluate import EvalSettings, evaluate_point, point_info, score_point
 from .models import create_model, prepare_for_device
+from .rates import Rates
 from .store import Store, canonical_json
 from .suite import RunSpec, Suite
 from .train import Trainer, TrainingError
-
-DEFAULT_TRAIN_FLOPS_PER_S = 3e11  # bf16 on the 2-core AMX machine, measured on the cpu presets; refined from records
 
 
 @dataclass
@@ -199,38 +198,11 @@ def train_size(spec: datamod.DatasetSpec) -> int:
     return per_class * spec.num_classes
 
 
-def training_rate(records: list, threads: int | None = None) -> float:
-    """Training FLOPs per second achieved by finished runs at ``threads`` threads per process (all runs when None;
-    a default when there are none). Another thread count's rate is scaled in proportion (a pessimistic guess: on
-    this machine two 1-thread runs side by side train 1.2-1.7x one 2-thread run, not 1x)."""
-    def rate(recs: list) -> float | None:
-        done = [r for r in recs if r.metrics["training"]["wall_clock_s"] > 0]
-        if not done:
-            return None
-        return sum(r.metrics["training"]["train_flops"] for r in done) / sum(
-            r.metrics["training"]["wall_clock_s"] for r in done)
-    if threads is None:
-        return rate(records) or DEFAULT_TRAIN_FLOPS_PER_S
-    same = rate([r for r in records if _threads(r.spec) == threads])
-    if same:
-        return same
-    by_threads = {t: rate([r for r in records if _threads(r.spec) == t]) for t in {_threads(r.spec) for r in records}}
-    base_threads, base = max(((t, v) for t, v in by_threads.items() if v), default=(2, DEFAULT_TRAIN_FLOPS_PER_S))
-    return base * threads / base_threads
-
-
-def _threads(spec: dict) -> int:
-    return spec["task"].get("threads", protocol.PLACEMENT_DEFAULTS["threads"])
-
-
-def estimate_seconds(run: RunSpec, rate: float) -> float:
-    """Rough training time: 3x forward FLOPs (+1x teacher forward) per image, at ``rate`` FLOP/s."""
-    task = run.task
-    size = task.budget.augment_spec.resize or task.dataset.resolution
-    flops = 3 * forward_flops(task.arch, task.dataset.num_classes, size, task.arch_kwargs)
-    if task.teacher_arch and protocol.get_method(run.method_ref).needs_teacher:
-        flops += forward_flops(task.teacher_arch, task.dataset.num_classes, size, task.teacher_kwargs)
-    return flops * train_size(task.dataset) * task.budget.epochs / rate
+def estimate_seconds(run: RunSpec, rates) -> float:
+    """Training time of a run still to train: its method's planned training FLOPs and images at the rates of this
+    kind of machine (``progbench.rates``)."""
+    from .scale import run_train_cost
+    return rates.seconds(run.task.budget.precision, run.task.threads, *run_train_cost(run))
 
 
 def _same_but_seed(spec: dict) -> str:
@@ -238,17 +210,21 @@ def _same_but_seed(spec: dict) -> str:
     return canonical_json({**spec, "task": task})
 
 
-def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
-    """Each run's status and training time: measured when done; else the mean of finished runs that differ only by
-    seed, else an estimate from FLOPs at the store's measured rate. The methods of runs still to train are built on
-    the meta device first (``progbench.preflight``), so a bad method or family fails here, before training."""
+def plan(suite: Suite, store: Store, only: str | None = None, device: str = "cpu") -> list[dict]:
+    """Each run's status and training time: measured when done; else the mean of finished runs on this kind of machine
+    that differ only by seed, else its planned FLOPs at its architecture's rate on this kind of machine
+    (``progbench.rates``; each row's ``rates`` says where the rates came from). The methods of runs still to train
+    are built on the meta device first (``progbench.preflight``), so a bad method or family fails here."""
     from .preflight import check_methods
+    from .rates import machine_of
 
     rows = []
     records = {rec.run_id: rec for rec in store.records()}  # verified once (checksums), then read from memory
+    rates = Rates.for_store(list(records.values()), device)
     measured: dict[str, list[float]] = {}
     for rec in records.values():
-        measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
+        if machine_of(rec.env()) == rates.machine:
+            measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
     runs = suite.select(only)
     check_methods([run for run in runs if run.run_id not in records])
     for run in runs:
@@ -257,10 +233,12 @@ def plan(suite: Suite, store: Store, only: str | None = None) -> list[dict]:
         siblings = measured.get(_same_but_seed(run.spec))
         seconds = (record.metrics["training"]["wall_clock_s"] if record
                    else sum(siblings) / len(siblings) if siblings
-                   else estimate_seconds(run, training_rate(list(records.values()), run.task.threads)))
+                   else estimate_seconds(run, rates))
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
                      "status": "done" if record else found.status, "train_min": seconds / 60,
                      "estimated": record is None, "teacher": run.depends_on, "record": record})
+    for row in rows:
+        row["rates"] = rates.describe()
     return rows
 
 
@@ -284,10 +262,13 @@ def format_plan(suite: Suite, rows: list[dict], workers: int = 1) -> str:
         mark = "~" if r["estimated"] else " "
         lines.append(f"{r['run']:44s} {r['status']:8s} {mark}{r['train_min']:9.1f}")
     todo = sum(r["train_min"] for r in rows if r["status"] != "done")
-    lines.append(f"to run: {sum(r['status'] != 'done' for r in rows)} runs, ~{todo:.0f} min of training "
-                 f"(~ = the mean of finished seeds of the same run, else an estimate from FLOPs at the store's "
-                 f"measured rate; cached rows show their measured time); ~{wall_clock(rows, workers):.0f} min "
-                 f"wall-clock with {workers} local worker(s)")
+    lines.append(f"to run: {sum(r['status'] != 'done' for r in rows)} runs, ~{todo:.0f} min of training, "
+                 f"~{wall_clock(rows, workers):.0f} min wall-clock with {workers} local worker(s) (~ = estimated: the "
+                 f"mean of finished seeds of the same run on this kind of machine, else its planned training FLOPs and "
+                 f"images at this machine's rates; cached rows show their measured time)")
+    said = next((r["rates"] for r in rows if r["estimated"] and r["rates"]), "")
+    if said:
+        lines.append(f"rates: {said}")
     return "\n".join(lines)
 
 

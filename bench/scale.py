@@ -191,20 +191,27 @@ def run_train_flops(run) -> float:
     """Training FLOPs of one run from its method's planned phases: per training image, ``passes`` x the trained
     model's forward + ``teacher_passes`` x the teacher's; training steps only (not the per-epoch validation, nor a
     method's own passes over the data between phases)."""
+    return run_train_cost(run)[0]
+
+
+def run_train_cost(run) -> tuple[float, float]:
+    """(training FLOPs, training images) of one run from its method's planned phases (see :func:`run_train_flops`);
+    images count each phase's epochs of the train split."""
     from .runner import forward_flops, train_size
     task = run.task
     classes, size = _input(task)
     cls, config = _method(run)
     n = train_size(task.dataset)
     images = n // min(task.budget.batch_size, n) * min(task.budget.batch_size, n)  # the trainer drops the last batch
-    total = 0.0
+    total = seen = 0.0
     for p in planned_phases(cls, config):
         epochs = p.epochs if p.epochs is not None else task.budget.epochs
         step = p.passes * forward_flops(task.arch, classes, size, {**task.arch_kwargs, **p.kwargs}) if p.passes else 0
         if p.teacher_passes and task.teacher_arch:
             step += p.teacher_passes * forward_flops(task.teacher_arch, classes, size, task.teacher_kwargs)
         total += epochs * images * step
-    return total
+        seen += epochs * images
+    return total, seen
 
 
 def decoded_bytes(spec) -> int:

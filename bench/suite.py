@@ -2,6 +2,10 @@
 
     name: cpu
     dataset: {name: cifar10, val_per_class: 500}
+    datasets:                     # optional: datasets of your own (docs/adding-a-dataset.md), by name
+      imagenette5: {folder: imagenette5, layout: imagefolder, splits: {train: train, test: val}, num_classes: 5,
+                    native_size: 128, mean: imagenet, std: imagenet}
+      mydata: datasets/mydata.yaml  # or a dataset .yaml file of its own (relative to this file)
     budgets:                      # named training budgets (see progbench.protocol.Budget)
       cnn_teacher: {epochs: 20, batch_size: 128, optimizer: {...}, schedule: {...}}
     families:                     # a teacher/student architecture pair; each family's teacher is trained first
@@ -19,7 +23,8 @@
 
 A run's spec holds everything that determines its result -- method name, version and full config (defaults filled
 in), dataset, architectures, budget, seed and the teacher's run id -- so the run id (a hash of the spec) changes
-whenever any of them does.
+whenever any of them does. A declared dataset's spec also holds its declaration and a fingerprint of its files, taken
+here when the suite loads (``progbench.data.resolve``).
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from . import protocol
+from . import data, protocol
 from .data import DatasetSpec
 from .errors import UserError, whole
 from .models import check_arch
@@ -39,7 +44,7 @@ from .placement import ExecutorConfig, resolve
 from .protocol import Budget, Task
 from .store import canonical_json, run_id
 
-SUITE_KEYS = {"name", "description", "dataset", "budgets", "families", "runs", "teacher_seed", "executor"}
+SUITE_KEYS = {"name", "description", "dataset", "datasets", "budgets", "families", "runs", "teacher_seed", "executor"}
 FAMILY_KEYS = {"teacher", "student", "teacher_budget", "budget", "dataset", "teacher_kwargs", "student_kwargs",
                "teacher_from"}
 TEACHER_KEYS = ("teacher", "teacher_budget", "teacher_kwargs")
@@ -172,7 +177,7 @@ def _spec(method_cls, config: dict, task: Task) -> dict:
             "config": method_cls.config_spec(cfg), "task": task.to_dict()}
 
 
-def _shared_teacher(fam: str, f: dict, families: dict, teachers: dict, default_dataset, where: str) -> RunSpec:
+def _shared_teacher(fam: str, f: dict, families: dict, teachers: dict, datasets: dict, where: str) -> RunSpec:
     """The teacher run of the family ``f['teacher_from']`` names, checked usable: a teacher trained on the same
     dataset, splits and image size (it may have used more training images), so it never saw this family's val or test
     images."""
@@ -184,18 +189,18 @@ def _shared_teacher(fam: str, f: dict, families: dict, teachers: dict, default_d
     given = [k for k in TEACHER_KEYS if k in f]
     if given:
         raise UserError(f"{where}: family {fam} takes its teacher from {source!r}; remove {given}")
-    mine = DatasetSpec.from_dict(f.get("dataset", default_dataset)).to_dict()
-    theirs = DatasetSpec.from_dict(families[source].get("dataset", default_dataset)).to_dict()
-    differ = sorted(k for k in mine if mine[k] != theirs[k] and k != "train_per_class")
+    mine, theirs = datasets[fam].to_dict(), datasets[source].to_dict()
+    differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k) and k != "train_per_class")
     if differ:
         raise UserError(f"{where}: family {fam}'s dataset differs from its teacher's (family {source}) in {differ}; "
                         f"a shared teacher needs the same dataset, splits and size (only train_per_class may differ)")
     return teachers[source]
 
 
-def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
+def load_suite(name_or_path: str, executor: dict | None = None, data_root: str | None = None) -> Suite:
     """The suite's resolved runs; ``executor`` holds command-line executor settings (over the suite's own section
-    and the user's config file), whose threads and processes per run enter every spec."""
+    and the user's config file), whose threads and processes per run enter every spec. ``data_root`` (default:
+    ``PROGBENCH_DATA``) is where declared datasets' files are fingerprinted."""
     path = suite_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -221,6 +226,9 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
         raise UserError(f"{where}: runs must be a list of entries ({{method: ..., families: [...]}}), not "
                         f"{raw['runs']!r}")
     default_dataset = raw["dataset"]
+    declared = data.declarations(raw.get("datasets"), path.parent, where)
+    fingerprints: dict = {}  # one per declared dataset for the suite's lifetime (add_runs too)
+    datasets: dict[str, DatasetSpec] = {}  # each family's, resolved
     teacher_seed = whole(raw.get("teacher_seed", 0), f"{where}: teacher_seed", lo=0)
     runs: list[RunSpec] = []
     teachers: dict[str, RunSpec] = {}
@@ -231,8 +239,10 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
         for key in needed:
             if key not in f:
                 raise UserError(f"{where}: family {fam} lacks {key!r}")
-        dataset = DatasetSpec.from_dict(f.get("dataset", default_dataset))
-        _ = dataset.source  # unknown dataset and architecture names fail here, before anything runs
+        # unknown dataset and architecture names fail here, before anything runs; so does a declared dataset's
+        # missing folder (its files are fingerprinted into the spec)
+        dataset = datasets[fam] = data.resolve(f.get("dataset", default_dataset), declared, data_root, path.parent,
+                                               fingerprints)
         check_arch(f["student"])
         _build(f["student"], f.get("student_kwargs", {}), dataset, f"{where}: family {fam}'s student")
         if "teacher_from" in f:
@@ -248,7 +258,7 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
         runs.append(teachers[fam])
     for fam, f in families.items():
         if "teacher_from" in f:
-            teachers[fam] = _shared_teacher(fam, f, families, teachers, default_dataset, where)
+            teachers[fam] = _shared_teacher(fam, f, families, teachers, datasets, where)
 
     def expand(entry: dict, at: str) -> list[RunSpec]:
         """One runs entry -> its resolved specs (one per family and seed), each naming its family's teacher run."""
@@ -277,12 +287,12 @@ def load_suite(name_or_path: str, executor: dict | None = None) -> Suite:
             f = families[fam]
             budget = _budget(entry.get("budget", f["budget"]), budgets, at)
             if entry.get("student_kwargs"):
-                _build(f["student"], {**f.get("student_kwargs", {}), **entry["student_kwargs"]},
-                       DatasetSpec.from_dict(f.get("dataset", default_dataset)), f"{at}: family {fam}'s student")
+                _build(f["student"], {**f.get("student_kwargs", {}), **entry["student_kwargs"]}, datasets[fam],
+                       f"{at}: family {fam}'s student")
             for seed in seeds:
                 teacher = teachers[fam]
                 teacher_family = families[f.get("teacher_from", fam)]
-                task = Task(dataset=DatasetSpec.from_dict(f.get("dataset", default_dataset)), family=fam,
+                task = Task(dataset=datasets[fam], family=fam,
                             arch=f["student"], budget=Budget(**budget),
                             # a runs entry may train the family's student at another size (a ladder rung)
                             arch_kwargs={**f.get("student_kwargs", {}), **entry.get("student_kwargs", {})},

@@ -1,7 +1,8 @@
 """B-DISTIL: a teacher decomposed into a boosted ensemble of small students, evaluated member by member.
 
-No official code exists and the paper's algorithm section could not be read; this is the construction
-``../shared/METHODS.md`` describes, every open choice a config field (``docs/methods/bdistil.md`` says what is ours).
+No official code exists and the paper's algorithm section could not be read; this is the construction the paper's
+abstract and public summaries describe, every open choice a config field (``docs/methods/bdistil.md`` says what is
+ours; ``docs/claims.md`` B1-B3 what the suite checks).
 
 With teacher logits g (centred per sample) and the ensemble F_{t-1} = f_1 + ... + f_{t-1} on the training images,
 round t puts exponential weights on the residual r = g - F_{t-1} over (sample, class):
@@ -25,13 +26,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
 from progbench.errors import UserError
 from progbench.evaluate import flops_per_image
 from progbench.models import BlockNet
 from progbench.protocol import Batch, Method, OperatingPoint, Phase, later_field
 from progbench.scale import PlannedPhase
-from torch import nn
-from tqdm import tqdm
 
 # --- the boosting quantities, as functions of tensors (tested by hand) -------------------------------------------
 

@@ -2,8 +2,8 @@
 
 (a) per architecture, each stage's accuracy and cost (FLOPs and measured batch-1 latency, also as a fraction of the
 teacher's; the critical path when members run in parallel), with the boosting log (margins, agreement with the
-teacher); (b) the connections ablation (paired by seed); (c) the claims B1-B2; and the accuracy-vs-cost figure, one
-panel per architecture, FLOPs and latency.
+teacher); (b) the connections ablation (paired by seed); (c) the claims B1-B3 (``docs/claims.md``); and the
+accuracy-vs-cost figure, one panel per architecture, FLOPs and latency.
 
 Costs are those the harness measured on each point (a stage is run as one module, members in sequence). Run in
 parallel, a stage costs its critical path: for B-DISTIL every member's network at once, then the connections one
@@ -17,11 +17,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
 from progbench.reports.generate import family_order, human, mean_std, save_figure, write_table
 from progbench.store import Record
 
 METHODS = {"bdistil": "B-DISTIL", "resched": "RESCHED", "noresched": "NO-RESCHED"}
-CLOSE = 1.0  # B2 "stays close to NO-RESCHED": within this many points at the same FLOPs
+CLOSE = 1.0  # B3 "stays close to NO-RESCHED": within this many points at the same FLOPs
 STYLES = {"B-DISTIL": ("tab:red", "o", "-"), "B-DISTIL, no connections": ("tab:orange", "o", "--"),
           "RESCHED": ("tab:blue", "s", "-"), "NO-RESCHED": ("tab:green", "^", "-")}
 
@@ -122,9 +123,9 @@ def _at_flops(curve: pd.DataFrame, flops: float) -> float | None:
 
 
 def claims_table(points: pd.DataFrame) -> pd.DataFrame:
-    """(c) B1: every added member improves accuracy; B2: at B-DISTIL's stage costs, better than RESCHED and within
+    """(c) B1: every added member improves accuracy; at B-DISTIL's stage costs, B2: better than RESCHED, and B3: within
     CLOSE points of NO-RESCHED (their accuracy interpolated at the same FLOPs; stages outside a curve's range are not
-    compared)."""
+    compared). Ids as in ``docs/claims.md``."""
     rows = []
     for (dataset, family), g in points.groupby(["dataset", "family"], sort=False):
         curves = {label: _summary(h) for label, h in g.groupby("label")}
@@ -137,7 +138,7 @@ def claims_table(points: pd.DataFrame) -> pd.DataFrame:
         rows.append({**where, "claim": "B1: each added member improves accuracy", "verdict": verdict,
                      "evidence": "test top-1 by stage: " + " → ".join(f"{v * 100:.2f}" for v in bd.top1)
                                  + f" (steps {', '.join(f'{s:+.2f}' for s in steps)})"})
-        for other, rule in (("RESCHED", "beats"), ("NO-RESCHED", "close")):
+        for key, other, rule in (("B2", "RESCHED", "beats"), ("B3", "NO-RESCHED", "close")):
             if other not in curves:
                 continue
             pairs = [(i + 1, a.top1 * 100, _at_flops(curves[other], a.flops)) for i, a in bd.iterrows()]
@@ -147,12 +148,12 @@ def claims_table(points: pd.DataFrame) -> pd.DataFrame:
                     f"({human(curves[other].flops.min())}–{human(curves[other].flops.max())}), not compared"
                     if outside else "")
             if not pairs:
-                rows.append({**where, "claim": f"B2: vs {other} at equal FLOPs", "verdict": "not measurable here",
+                rows.append({**where, "claim": f"{key}: vs {other} at equal FLOPs", "verdict": "not measurable here",
                              "evidence": f"no B-DISTIL stage within {other}'s FLOPs range"})
                 continue
             ok = all(a > b for _, a, b in pairs) if rule == "beats" else all(a >= b - CLOSE for _, a, b in pairs)
-            claim = ("B2: beats RESCHED at equal FLOPs" if rule == "beats"
-                     else f"B2: within {CLOSE:g} point of NO-RESCHED (the oracle) at equal FLOPs")
+            claim = (f"{key}: beats RESCHED at equal FLOPs" if rule == "beats"
+                     else f"{key}: within {CLOSE:g} point of NO-RESCHED (the oracle) at equal FLOPs")
             rows.append({**where, "claim": claim, "verdict": "holds" if ok else "does not hold",
                          "evidence": "; ".join(f"stage {k}: {a:.2f} vs {b:.2f} ({a - b:+.2f})" for k, a, b in pairs)
                                      + note})
@@ -206,7 +207,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
                            "B-DISTIL connections ablation: test top-1 with and without the connections between "
                            "members, paired by seed.")
     written += write_table(claims_table(points), tables, "bdistil_claims",
-                           f"B-DISTIL claims B1-B2 (../shared/METHODS.md) checked on the store; baselines "
+                           f"B-DISTIL claims B1-B3 (docs/claims.md) checked on the store; baselines "
                            f"interpolated at B-DISTIL's stage FLOPs (linear in log FLOPs); 'close' = within "
                            f"{CLOSE:g} point.")
     written += cost_figure(points, out / "figures")

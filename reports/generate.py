@@ -59,7 +59,9 @@ def tidy(records: list[Record]) -> pd.DataFrame:
     for rec in records:
         spec, task = rec.spec, rec.spec["task"]
         ds = task["dataset"]
-        subset = ",".join(f"{k}={v}" for k, v in sorted(ds.items()) if k not in ("name", "val_per_class") and v)
+        # a declared dataset's declaration and file fingerprint tell it apart in the spec, not in the label
+        subset = ",".join(f"{k}={v}" for k, v in sorted(ds.items())
+                          if k not in ("name", "val_per_class", "declaration") and v)
         points = [("family", i, p) for i, p in enumerate(rec.metrics["points"])]
         points += [("extra", i, p) for i, p in enumerate(rec.metrics.get("extra_points", []))]
         for kind, i, point in points:

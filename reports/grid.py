@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from progbench.reports.generate import changed_fields, human, write_table
-from progbench.reports.pwl import MONOTONE_TOLERANCE
+from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
 from progbench.store import Record
 
 SUITE = "grid"
@@ -71,9 +72,12 @@ def lines(df: pd.DataFrame) -> pd.DataFrame:
     main = {}
     for (family, method), g in df[df.role != "teacher"].groupby(["family", "method"]):
         main[(family, method)] = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
-    df["line"] = [("teacher" if role == "teacher" else LABELS.get(m, m) if main.get((f, m)) == v
-                   else f"{LABELS.get(m, m)} ({v})")
-                  for role, f, m, v in zip(df.role, df.family, df.method, df.variant)]
+    # a method trained with two budgets in a cell (SWS's scratch baselines, short and long) is two curves
+    shortest = df[df.role != "teacher"].groupby(["family", "method"]).epochs.min().to_dict()
+    df["line"] = [("teacher" if role == "teacher" else
+                   (LABELS.get(m, m) if main.get((f, m)) == v else f"{LABELS.get(m, m)} ({v})")
+                   + ("" if e == shortest.get((f, m), e) else f", {int(e)} ep"))
+                  for role, f, m, v, e in zip(df.role, df.family, df.method, df.variant, df.epochs)]
     df["rung"] = student
     # the family's own student: the kwargs most runs of the cell train with (every method but the ladder rungs)
     runs = df[df.role != "teacher"].drop_duplicates("run_id")
@@ -227,20 +231,55 @@ def _interp(costs: np.ndarray, accs: np.ndarray, at: float) -> float:
     return float(np.interp(x, c, a))
 
 
-def claims_table(df: pd.DataFrame) -> pd.DataFrame:
-    """P1, P3, P5, B1, B2, S1 and S2 per cell, each from per-seed paired differences (seed s of one method against
-    seed s of the other: same data order and augmentation)."""
+def _depth_values(g: pd.DataFrame) -> pd.Series:
+    """A Des-Net run's test top-1 by depth."""
+    return g.set_index(g.depth.astype(int)).test_top1.astype(float)
+
+
+def _first_and_last_val(record: Record) -> tuple[dict[int, float], dict[int, float]]:
+    """Val top-1 after the first and after the last fine-tuning (or training) epoch of each Des-Net depth."""
+    first, last = {}, {}
+    for line in (record.path / "log.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        phase = str(row.get("phase", ""))
+        depth = phase.rsplit("-d", 1)[-1] if "-d" in phase else ""
+        if row.get("val_top1") is None or not depth.isdigit() or phase.startswith(("aux", "pretrain")):
+            continue
+        first.setdefault(int(depth), row["val_top1"])
+        last[int(depth)] = row["val_top1"]
+    return first, last
+
+
+def first_answer_ratios(df: pd.DataFrame, records: dict[str, Record]) -> dict[str, float]:
+    """Per PWL run with a measured loading timeline: stage 0's first answer over the student loaded whole's, the
+    larger of warm and cold cache (``reports/pwl.py``'s P4 measure)."""
+    from progbench.reports.pwl import loading_ratios, timeline_frame
+    tl = timeline_frame(df[df.line == "PWL"], records, variant=None)
+    if tl.empty:
+        return {}
+    return loading_ratios(tl).groupby("run_id").first_answer.max().to_dict()
+
+
+def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None) -> pd.DataFrame:
+    """P1-P5, B1-B3 and S1-S4 (ids as in ``docs/claims.md``) per cell, each from per-seed paired differences
+    (seed s of one method against seed s of the other: same data order and augmentation); P2, P4 and S2 read the
+    runs' records (predictions, loading timelines, logs) when given."""
+    records = records or {}
     rows = []
     for family, fam in df.groupby("family", sort=False):
         cell = cell_label(fam)
 
-        def add(claim: str, values: list[float], threshold: float, above: bool, what: str, cell=cell) -> None:
+        def add(claim: str, values: list[float], threshold: float, above: bool, what: str, cell=cell,
+                ratio: bool = False) -> None:
+            """``values``: per-seed differences in top-1 (fractions; shown in points), or ratios (shown as ×)."""
             mean, std, low, high = interval(values)
+            num = (lambda v: f"×{v:.3f}") if ratio else (lambda v: f"{v * 100:+.2f}")
+            spread = (lambda v: f"{v:.3f}") if ratio else (lambda v: f"{v * 100:.2f}")
             rows.append({"cell": cell, "claim": claim, "seeds": len(values),
                          "paired difference (pts)": "–" if math.isnan(mean) else
-                         f"{mean * 100:+.2f}" + ("" if math.isnan(std) else f" ± {std * 100:.2f}"),
-                         "95% interval": "–" if math.isnan(low) else f"[{low * 100:+.2f}, {high * 100:+.2f}]",
-                         "threshold (pts)": f"{'>' if above else '<'} {threshold * 100:+.2f}",
+                         num(mean) + ("" if math.isnan(std) else f" ± {spread(std)}"),
+                         "95% interval": "–" if math.isnan(low) else f"[{num(low)}, {num(high)}]",
+                         "threshold (pts)": f"{'>' if above else '<'} {num(threshold)}",
                          "verdict": verdict(low, high, threshold, above), "what": what})
 
         pwl = _per_seed(fam, family, "PWL")
@@ -249,6 +288,19 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
             falls = [float(min(0.0, np.diff(g.test_top1.to_numpy(float)).min())) for g in pwl.values() if len(g) > 1]
             add("P1 prefix stages rise almost monotonically", falls, -MONOTONE_TOLERANCE / 100, True,
                 "per seed, the largest fall from one prefix stage to the next (0 when none falls)")
+            teacher = fam[(fam.role == "teacher") & (fam.kind == "family")].test_top1.astype(float)
+            if not teacher.empty:
+                add("P2 with every block from the teacher, the model is the teacher",
+                    [float(g[g.order == "prefix"].test_top1.iloc[-1] - teacher.iloc[0]) for g in pwl.values()],
+                    -0.001, True, "per seed, the all-teacher stage minus the cell's teacher run (threshold: 0.1 "
+                                  "point below it)")
+            ratios = first_answer_ratios(fam, records) if records else {}
+            if ratios:
+                runs = {s: g.run_id.iloc[0] for s, g in pwl.items()}
+                add("P4 the first prediction comes as fast as the student's",
+                    [ratios[r] for r in runs.values() if r in ratios], TARGET_FIRST, False,
+                    "per seed, stage 0's first answer over the student loaded whole (larger of warm and cold cache; "
+                    "a ratio, not points)", ratio=True)
             if kd:
                 add("P3 PWL student competitive with KD", [float(pwl[s].test_top1.iloc[0] - kd[s].test_top1.iloc[0])
                                                           for s in pwl if s in kd], -0.01, True,
@@ -272,7 +324,7 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
                 "per seed, the smallest gain from one stage to the next")
             for name, other, threshold, claim in (
                     ("RESCHED", resched, 0.0, "B2 beats RESCHED at equal FLOPs"),
-                    ("NO-RESCHED", noresched, -0.01, "B2 stays within 1 point of NO-RESCHED at equal FLOPs")):
+                    ("NO-RESCHED", noresched, -0.01, "B3 stays within 1 point of NO-RESCHED at equal FLOPs")):
                 vals = []
                 for s, g in bd.items():
                     if s not in other:
@@ -297,6 +349,31 @@ def claims_table(df: pd.DataFrame) -> pd.DataFrame:
                         vals.append(float((mine[common] - theirs[common]).mean()))
             add("S1 SWS Des-Nets beat Des-Nets trained from scratch (same budget)", vals, 0.0, True,
                 "per seed, SWS minus scratch at the same depth, averaged over depths")
+        long_lines = sorted({x for x in fam.line.unique() if str(x).startswith("Des scratch, ")})
+        if sws and long_lines and records:
+            long = _per_seed(fam, family, long_lines[-1])
+            vals = []
+            for s, g in sws.items():
+                if s in long and g.run_id.iloc[0] in records and long[s].run_id.iloc[0] in records:
+                    first, _ = _first_and_last_val(records[g.run_id.iloc[0]])
+                    _, final = _first_and_last_val(records[long[s].run_id.iloc[0]])
+                    gaps = [first[d] - final[d] for d in first if d in final]
+                    if gaps:
+                        vals.append(float(max(gaps)))
+            add("S2 in some cases better after 1 epoch of fine-tuning", vals, 0.0, True,
+                f"per seed, the best depth's val top-1 of SWS after its first fine-tuning epoch minus {long_lines[-1]}"
+                " at its end")
+        pre = _per_seed(fam, family, "Des pre-train")
+        if sws and pre:
+            vals = []
+            for s, g in sws.items():
+                if s in pre:
+                    gap = (_depth_values(g) - _depth_values(pre[s])).dropna()
+                    if len(gap):
+                        vals.append(float(gap.mean()))
+            add("S3/S4 as good as pre-train + fine-tune (with fewer parameters stored and less pre-training)", vals,
+                -0.01, True, "per seed, SWS minus pre-train + fine-tune at the same depth, averaged over depths; the "
+                             "storage and pre-training ratios are in sws_ratios")
     return pd.DataFrame(rows)
 
 
@@ -330,7 +407,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
                            "The grid: the most accurate trained point within each budget (a fraction of the cell's KD "
                            "student's cost), its lead over the next method; '≈' when the lead is within the larger "
                            "seed std.")
-    written += write_table(claims_table(lines(grid)), tables, "grid_claims",
+    written += write_table(claims_table(lines(grid), records), tables, "grid_claims",
                            "The grid: the papers' claims per cell, from per-seed paired differences (seed s against "
                            "seed s), mean ± std and a 95 % t interval; holds / does not hold when the interval lies on "
                            "one side of the threshold, inconclusive when it straddles it or has fewer than 2 seeds.")

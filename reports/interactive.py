@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
+
 from progbench.errors import UserError
 from progbench.protocol import get_method
 from progbench.reports import document, pwl

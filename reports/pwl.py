@@ -20,9 +20,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from matplotlib.ticker import FuncFormatter
+from safetensors.torch import load_file
+
 from progbench.reports.generate import FAMILY_ORDER, human, log_axis, mean_std, save_figure, write_table
 from progbench.store import Record
-from safetensors.torch import load_file
 
 PUBLISHED = Path(__file__).parent / "data" / "pwl_published.csv"
 PAPER_BLOCKS = 4
@@ -166,10 +167,11 @@ def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
     return out[[c for c in out.columns if c != "run ids"] + ["run ids"]].fillna("–")
 
 
-def timeline_frame(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
-    """One row per (PWL run, cache, stage or whole-model reference) of the measured loading timelines."""
+def timeline_frame(df: pd.DataFrame, records: dict[str, Record], variant: str | None = "default") -> pd.DataFrame:
+    """One row per (PWL run, cache, stage or whole-model reference) of the measured loading timelines (of the PWL
+    runs of ``variant``; None: every PWL run in ``df``)."""
     rows = []
-    for run_id in sorted(_pwl(df).run_id.unique()):
+    for run_id in sorted(_pwl(df, variant).run_id.unique()):
         rec = records[run_id]
         loading = rec.metrics.get("progressive_loading")
         if not loading or "skipped" in loading:
@@ -405,5 +407,5 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
                                "ready against loading the plain teacher whole.")
         written += loading_figure(loading_points(df, tl), out / "figures")
     written += write_table(claims_table(df, records, ratios), tables, "pwl_claims",
-                           "PWL claims P1-P5 (../shared/METHODS.md) against the store, per architecture.")
+                           "PWL claims P1-P5 (docs/claims.md) against the store, per architecture.")
     return written

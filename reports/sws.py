@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
 from progbench.reports.generate import human, mean_std, save_figure, write_table
 from progbench.store import Record
 
@@ -324,7 +325,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
                            "SWS: the paper's cost ratios (ImageNet-1K, reports/data/sws_published.csv) beside ours, "
                            "and ours as a fraction of the paper's (in FLOPs; in params for S3).")
     written += write_table(claims_table(des, logs, costs), tables, "sws_claims",
-                           "SWS claims S1-S4 (../shared/METHODS.md) checked on the store; test top-1 means over "
+                           "SWS claims S1-S4 (docs/claims.md) checked on the store; test top-1 means over "
                            "seeds unless noted.")
     written += depth_figure(des, out / "figures")
     return written

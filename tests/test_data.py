@@ -51,7 +51,8 @@ def test_crop_without_padding_or_flip_is_identity(small):
 
 
 def test_unknown_dataset():
-    with pytest.raises(UserError, match="unknown dataset 'cifar11'"):
+    with pytest.raises(UserError, match=r"unknown dataset 'cifar11'; known datasets: cifar10, imagenette, imagenet1k.*"
+                                        r"\(docs/adding-a-dataset.md\)$"):
         data.load(data.DatasetSpec("cifar11"))
 
 
@@ -76,17 +77,40 @@ def test_imagenette_subset_of_classes(data_root):
     assert d.train.images.shape == (30, 3, 32, 32)
 
 
-def test_imagenet1k_subset_from_an_image_folder(tmp_path, small):
-    """A user's local ImageNet-1K in ImageFolder layout, subset by wnids (real CIFAR images stand in for photos)."""
+def _image_folder(root, small, splits=(("train", 6), ("validation", 2))):
+    """``root/imagenet/<split>/<wnid>/*.png``: real CIFAR images of classes 0-2 standing in for photos."""
     from PIL import Image
     wnids = ["n01440764", "n02102040", "n02979186"]
-    for split, per_class in (("train", 6), ("validation", 2)):
+    for split, per_class in splits:
         for c, wnid in enumerate(wnids):
-            folder = tmp_path / "imagenet" / split / wnid
+            folder = root / "imagenet" / split / wnid
             folder.mkdir(parents=True)
             picks = (small.train.labels == c).nonzero().flatten()[:per_class]
             for i in picks.tolist():
                 Image.fromarray(small.train.images[i].permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+
+
+def test_imagenet1k_image_folder_mistakes_are_one_line(tmp_path, small):
+    """An ImageFolder whose test folder is val/ says what it found and how to map it; without classes: a local subset
+    of ImageNet-1K says which class is missing and what to set."""
+    _image_folder(tmp_path, small, (("train", 6), ("val", 2)))
+    spec = data.DatasetSpec("imagenet1k", image_size=32, val_per_class=2)
+    with pytest.raises(UserError, match=r"^dataset imagenet1k: its test split is the folder validation/ or test/ but "
+                                        r".*imagenet holds train, val; rename the folder to validation/, or declare "
+                                        r"the folder as a dataset of its own with splits: \{train: train, test: val\}"):
+        data.load(spec, root=tmp_path)
+    (tmp_path / "imagenet" / "val").rename(tmp_path / "imagenet" / "validation")
+    with pytest.raises(UserError, match=r"^dataset imagenet1k: class 3 has no examples in its train split, but "
+                                        r"val_per_class asks for 2 of each of its 1000 classes; the split holds "
+                                        r"examples of 3 classes only \(labels 0-2\): pick the classes you have with "
+                                        r"the dataset's classes: \(e.g. classes: \[0, 1, 2\]\), or declare the folder "
+                                        r"as a dataset of its own with num_classes: 3"):
+        data.load(spec, root=tmp_path)
+
+
+def test_imagenet1k_subset_from_an_image_folder(tmp_path, small):
+    """A user's local ImageNet-1K in ImageFolder layout, subset by wnids (real CIFAR images stand in for photos)."""
+    _image_folder(tmp_path, small)
     spec = data.DatasetSpec("imagenet1k", image_size=32, val_per_class=2, train_per_class=4,
                             classes=("n02979186", "n01440764"))
     d = data.load(spec, root=tmp_path)

@@ -5,10 +5,10 @@ import math
 
 import pandas as pd
 import pytest
+
 from progbench.reports import grid
 from progbench.reports.generate import tidy
 from progbench.store import Store
-
 from tests.conftest import SUITES, run_cli
 
 MINI = SUITES / "minigrid.yaml"
@@ -32,15 +32,20 @@ def test_grid_tables(minigrid, tmp_path):
     assert len(kd) == 2 and set(kd["student kwargs"].fillna("")) == {"", '{"widths": [4, 4, 8, 8, 8]}'}
     assert (kd[kd["student kwargs"].isna()]["x student"] == 1).all()
     assert (points[points.method != "teacher"].seeds.astype(str).str.startswith("2 (of 3)")).all()  # marked
-    methods = {"PWL", "B-DISTIL", "RESCHED", "NO-RESCHED", "SWS", "Des scratch", "scratch", "teacher"}
+    methods = {"PWL", "B-DISTIL", "RESCHED", "NO-RESCHED", "SWS", "Des scratch", "Des scratch, 3 ep", "Des pre-train",
+               "scratch", "teacher"}  # the two scratch budgets of SWS's baselines are two curves
     assert methods <= set(points.method)
     area = pd.read_csv(tmp_path / "tables" / "grid_area.csv")
     assert set(area.method) >= {"PWL", "B-DISTIL", "scratch"} and "KD" not in set(area.method)
     winners = pd.read_csv(tmp_path / "tables" / "grid_winners.csv")
     assert not winners.astype(str).apply(lambda c: c.str.contains("chance")).any().any()
     claims = pd.read_csv(tmp_path / "tables" / "grid_claims.csv")
-    assert {"P1 prefix stages rise almost monotonically", "P3 PWL student competitive with KD",
-            "B1 each added member improves accuracy"} <= set(claims.claim)
+    ids = {c.split(" ")[0] for c in claims.claim}  # the ids of docs/claims.md, every one judged per cell
+    assert ids == {"P1", "P2", "P3", "P4", "P5", "B1", "B2", "B3", "S1", "S2", "S3/S4"}
+    assert {"B2 beats RESCHED at equal FLOPs", "B3 stays within 1 point of NO-RESCHED at equal FLOPs"} <= set(
+        claims.claim)
+    p2 = claims[claims.claim.str.startswith("P2")].iloc[0]
+    assert p2.verdict == "holds" and p2["paired difference (pts)"].startswith("+0.00")  # the teacher, bit for bit
     assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
     assert (claims.seeds == 2).all() and claims["95% interval"].str.startswith("[").all()
 

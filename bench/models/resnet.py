@@ -42,7 +42,7 @@ def resnet(widths: Sequence[int], depths: Sequence[int], stem_width: int | None 
     return net
 
 
-# `paper`: the official PWL ResNet (METHODS.md; its stem is 64 wide, the HF ResNet default it builds on).
+# `paper`: the official PWL ResNet (docs/methods/pwl.md; its stem is 64 wide, the HF ResNet default it builds on).
 # `cpu`: the same 4-block structure at half width.
 PRESETS = {
     "teacher_paper": dict(widths=(32, 64, 128, 256), depths=(3, 4, 6, 3), stem_width=64),

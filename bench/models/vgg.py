@@ -38,8 +38,8 @@ def _init(net: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-# Presets. `paper`: the official PWL VGG (METHODS.md). `cpu`: same 5-block structure, scaled to the 2-core budget;
-# the cpu student is narrower than its teacher, so PWL's converters are real 1x1 maps.
+# Presets. `paper`: the official PWL VGG (docs/methods/pwl.md). `cpu`: same 5-block structure, scaled to the 2-core
+# budget; the cpu student is narrower than its teacher, so PWL's converters are real 1x1 maps.
 PRESETS = {
     "teacher_paper": dict(widths=(64, 128, 256, 512, 512), convs=(2, 2, 3, 3, 3)),
     "student_paper": dict(widths=(64, 128, 256, 512, 512), convs=(1, 1, 1, 1, 1)),

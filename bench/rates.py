@@ -1,0 +1,151 @@
+"""Training speed for ``progbench plan``, for this kind of machine: seconds per training FLOP and per training image.
+
+A run's estimate is ``a x FLOPs + b x images`` over its method's planned phases (``progbench.scale.run_train_cost``:
+every phase, the teacher's forward passes included). The two terms matter: a small model's run is mostly per-image
+work (data, augmentation, the optimiser step's overheads), a large one's mostly FLOPs. ``a`` and ``b`` are fitted
+(least squares, neither negative) to the wall-clock of finished runs, per machine kind (CPU model, or GPU name),
+precision and threads per run, so validation and the methods' own passes are in them as they are in the time a run
+takes. They come from, in order: finished runs in the store made on this machine kind; the table shipped with the
+suite (``rates.csv``, fitted on the committed store by ``progbench calibrate``); a default, said to be
+uncalibrated. Another thread count's coefficients are scaled in proportion (pessimistic: on the 2-core machine two
+1-thread runs train 1.2-1.7x one 2-thread run).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT = (1 / 2e11, 0.0)  # uncalibrated (seconds per FLOP, per image): the cpu presets' rate, 2 threads, AMX bf16
+TABLE = "rates.csv"
+COLUMNS = ("machine", "precision", "threads", "s_per_tflop", "ms_per_image", "runs")
+
+
+def this_machine(device: str = "cpu") -> str:
+    """The machine kind rates are kept for: the GPU's name on CUDA, else the CPU model."""
+    if device == "cuda":
+        import torch
+        return torch.cuda.get_device_name()
+    from .env import cpu_model
+    return cpu_model()
+
+
+def machine_of(env: dict) -> str:
+    return env.get("gpu") or env.get("cpu") or "unknown"
+
+
+def _key(spec: dict) -> tuple[str, int]:
+    from .protocol import PLACEMENT_DEFAULTS
+    task = spec["task"]
+    return task["budget"].get("precision", "bf16"), task.get("threads", PLACEMENT_DEFAULTS["threads"])
+
+
+def fit(flops: list[float], images: list[float], seconds: list[float]) -> tuple[float, float]:
+    """Seconds per FLOP and per image, least squares with neither negative."""
+    x, t = np.column_stack([flops, images]).astype(float), np.asarray(seconds, float)
+    if len(t) >= 2 and np.linalg.matrix_rank(x) == 2:
+        a, b = np.linalg.lstsq(x, t, rcond=None)[0]
+        if a >= 0 and b >= 0:
+            return float(a), float(b)
+    per_flop, per_image = t.sum() / x[:, 0].sum(), t.sum() / x[:, 1].sum()
+    # one term alone: the one that explains the times better
+    err_flop = float(((x[:, 0] * per_flop - t) ** 2).sum())
+    err_image = float(((x[:, 1] * per_image - t) ** 2).sum())
+    return (float(per_flop), 0.0) if err_flop <= err_image else (0.0, float(per_image))
+
+
+def measured(records: list, machine: str) -> dict[tuple, tuple[float, float, int]]:
+    """(precision, threads) -> (seconds per FLOP, seconds per image, runs) fitted on the finished runs made on
+    ``machine``."""
+    groups: dict[tuple, list] = {}
+    for rec in records:
+        training = rec.metrics["training"]
+        if training.get("wall_clock_s", 0) <= 0 or not training.get("train_flops"):
+            continue
+        try:
+            if machine_of(rec.env()) != machine:
+                continue
+        except (OSError, ValueError):
+            continue
+        groups.setdefault(_key(rec.spec), []).append(
+            (training["train_flops"], training["images_seen"], training["wall_clock_s"]))
+    return {k: (*fit(*zip(*v)), len(v)) for k, v in groups.items()}
+
+
+def shipped(machine: str, path: str | Path | None = None) -> dict[tuple, tuple[float, float, int]]:
+    """The shipped table's rows for ``machine``."""
+    text = Path(path).read_text() if path else (resources.files("progbench") / TABLE).read_text()
+    rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
+    return {(r["precision"], int(r["threads"])): (float(r["s_per_tflop"]) / 1e12, float(r["ms_per_image"]) / 1e3,
+                                                  int(r["runs"]))
+            for r in rows if r["machine"] == machine}
+
+
+@dataclass
+class Rates:
+    machine: str
+    store: dict = field(default_factory=dict)  # (precision, threads) -> (s per FLOP, s per image, runs)
+    table: dict = field(default_factory=dict)
+    used: set = field(default_factory=set)  # which sources answered: "store", "table", "default"
+
+    @classmethod
+    def for_store(cls, records: list, device: str = "cpu", table: str | Path | None = None) -> Rates:
+        machine = this_machine(device)
+        return cls(machine, measured(records, machine), shipped(machine, table))
+
+    def coefficients(self, precision: str, threads: int) -> tuple[float, float]:
+        for source, known in (("store", self.store), ("table", self.table)):
+            if (precision, threads) in known:
+                self.used.add(source)
+                return known[(precision, threads)][:2]
+        for source, known in (("store", self.store), ("table", self.table)):
+            others = sorted((t, v) for (p, t), v in known.items() if p == precision)
+            if others:  # another thread count: scaled in proportion
+                t, (a, b, _) = others[-1]
+                self.used.add(source)
+                return a * t / threads, b * t / threads
+        self.used.add("default")
+        return DEFAULT[0] * 2 / threads, DEFAULT[1]
+
+    def seconds(self, precision: str, threads: int, flops: float, images: float) -> float:
+        a, b = self.coefficients(precision, threads)
+        return a * flops + b * images
+
+    def describe(self) -> str:
+        parts = []
+        if "store" in self.used:
+            parts.append(f"{sum(v[2] for v in self.store.values())} finished run(s) in this store")
+        if "table" in self.used:
+            parts.append(f"the shipped rates table ({sum(v[2] for v in self.table.values())} runs)")
+        said = f"fitted on {self.machine} to " + " and ".join(parts) if parts else ""
+        if "default" in self.used:
+            said += ("; " if said else "") + (f"nothing is known of {self.machine}: an uncalibrated default of "
+                                             f"{1 / DEFAULT[0] / 1e9:.0f} GFLOP/s at 2 threads (finished runs "
+                                             f"calibrate it)")
+        return said
+
+
+def table_rows(records: list) -> list[dict]:
+    """The rates table from a store: one row per machine kind, precision and threads."""
+    rows = []
+    for machine in sorted({machine_of(r.env()) for r in records}):
+        for (precision, threads), (a, b, runs) in sorted(measured(records, machine).items()):
+            rows.append({"machine": machine, "precision": precision, "threads": threads,
+                         "s_per_tflop": f"{a * 1e12:.4g}", "ms_per_image": f"{b * 1e3:.4g}", "runs": runs})
+    return rows
+
+
+def write_table(records: list, path: Path) -> Path:
+    out = io.StringIO()
+    out.write("# Seconds per training TFLOP and ms per training image, per machine kind, precision and threads per "
+              "run: fitted to the wall-clock of a store's finished runs (progbench calibrate); read by progbench "
+              "plan\n")
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(table_rows(records))
+    path.write_text(out.getvalue())
+    return path

@@ -1,0 +1,46 @@
+"""`progbench plan`'s estimates against what runs really took: rates calibrated on one part of a store (teachers,
+scratch and KD runs) predict the whole suite, every method's planned phases included, within 30 %."""
+from __future__ import annotations
+
+from progbench.rates import Rates, machine_of, measured, shipped
+from progbench.runner import estimate_seconds
+from progbench.store import Store
+from progbench.suite import load_suite
+from tests.conftest import REPO
+
+
+def _predicted_and_measured(suite_name: str, store: Store) -> tuple[float, float, Rates]:
+    records = {r.run_id: r for r in store.records()}
+    runs = [r for r in load_suite(suite_name).runs if r.run_id in records]
+    calibration = [records[r.run_id] for r in runs if r.method in ("scratch", "kd")]  # the baselines only
+    machine = machine_of(calibration[0].env())
+    rates = Rates(machine, measured(calibration, machine))
+    predicted = sum(estimate_seconds(r, rates) for r in runs)
+    took = sum(records[r.run_id].metrics["training"]["wall_clock_s"] for r in runs)
+    return predicted, took, rates
+
+
+def test_cpu_suite_estimate_is_within_30_percent_of_the_committed_records():
+    predicted, took, rates = _predicted_and_measured("cpu", Store(REPO / "results"))
+    assert took / 60 > 200  # the committed cpu suite: ~270 min of training
+    assert rates.used == {"store"}
+    assert 0.7 < predicted / took < 1.3, (predicted / 60, took / 60)
+
+
+def test_smoke_suite_estimate_is_within_30_percent_of_this_machines_runs(smoke_store):
+    predicted, took, _ = _predicted_and_measured("smoke", Store(smoke_store))
+    assert 0.7 < predicted / took < 1.3, (predicted, took)
+
+
+def test_the_shipped_table_is_the_committed_stores_rates():
+    store = Store(REPO / "results")
+    records = store.records()
+    machine = machine_of(store.get(load_suite("cpu").runs[0].run_id).env())
+    table = shipped(machine)
+    assert table and {k: v[2] for k, v in table.items()} == {k: v[2] for k, v in measured(records, machine).items()}
+
+
+def test_an_unknown_machine_gets_a_default_said_to_be_uncalibrated():
+    rates = Rates("a machine nobody measured")
+    assert rates.seconds("fp32", 1, 1e12, 1e4) > 0
+    assert "uncalibrated" in rates.describe() and "a machine nobody measured" in rates.describe()

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from progbench.reports.generate import changed_fields, human, write_table
+from progbench.reports.generate import changed_fields, human
+from progbench.reports.generate import write_table as write_rows
 from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
 from progbench.store import Record
 
@@ -394,6 +395,11 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
         return []
     pts = points(grid, records)
     tables = out / "tables"
+
+    def write_table(table: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:
+        """A table with rows (a grid still training may have none yet for areas, winners or claims)."""
+        return [] if table.empty else write_rows(table, folder, name, caption)
+
     written = write_table(points_table(pts), tables, "grid_points",
                           "The grid (one protocol per cell: the cell's teacher run, its full train split, one student "
                           "budget for every network trained): each method's points, test top-1 mean ± std over seeds "

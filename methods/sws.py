@@ -71,6 +71,14 @@ class DesNetFamily(Method):
         depths = list(config.des_depths)
         if not depths or depths != sorted(set(depths)) or depths[0] < 1:
             raise UserError(f"method {self.name}: des_depths must be increasing whole numbers >= 1, got {depths}")
+        try:  # Des-Nets are ViTs of several depths (one layer per block): a CNN family cannot run this method
+            with torch.device("meta"):  # nothing allocated, no random numbers drawn
+                self.new_des(depths[0])
+        except TypeError:
+            task = ctx.task
+            raise UserError(f"method {self.name} needs a ViT student (its Des-Nets are ViTs of several depths, one "
+                            f"layer per block); family {task.family}'s student {task.arch} is not one: run it in a "
+                            f"ViT family") from None
         self.des = nn.ModuleDict()
 
     def new_des(self, depth: int) -> BlockNet:

@@ -190,3 +190,9 @@ def test_sws_report_from_the_smoke_store(smoke_store, tmp_path):
     pretrained = sum(p["params"] for p in _records(smoke_store, "des_pretrain")[0].metrics["points"])
     assert (stored["SWS"], stored["pre-train + fine-tune"], stored["scratch, 2 ep"]) == (
         human(aux_params), human(pretrained), "0")
+
+
+def test_sws_on_a_cnn_family_is_refused_with_the_reason():
+    task = Task(dataset=DatasetSpec("cifar10"), family="vgg", arch="pb_vgg_tiny", budget=Budget(epochs=1), seed=0)
+    with pytest.raises(UserError, match="needs a ViT student .* family vgg's student pb_vgg_tiny is not one"):
+        SWS(Context(task, torch.device("cpu"), 10, 32), SWS.make_config({}))

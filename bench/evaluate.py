@@ -25,7 +25,7 @@ from . import data as datamod
 from .models import prepare_for_device
 from .precision import autocast
 from .protocol import OperatingPoint
-from .store import replacing
+from .store import atomic_save, replacing
 
 
 @dataclass(frozen=True)
@@ -206,12 +206,16 @@ def score_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preproc
 
 def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
                    precision: str, weights_path: Path, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
-    """All metrics of one operating point (accuracy and every cost), and its test logits."""
+    """All metrics of one operating point (accuracy and every cost), and its test logits. Beside its weights file goes
+    its skeleton (``<point>.pt``: the module on the meta device), so a later pass can rebuild the point without its
+    method, e.g. to time every point of a cell in one process."""
     metrics, test_logits = score_point(point, data, prep, device, precision, settings)
     model = point.model
     image = prep(data.test.images[:1], train=False)
+    weight_bytes = save_weights(model, weights_path)
+    atomic_save(_skeleton(model), weights_path.with_suffix(".pt"))
     metrics.update({
-        "weight_bytes": save_weights(model, weights_path),
+        "weight_bytes": weight_bytes,
         **time_loading(model, weights_path, image, device, precision, settings.load_trials),
         **steady_latency(model, image, device, precision, settings.latency_min_run_time_s),
         "peak_memory_bytes": peak_memory(model, image, device, precision),

@@ -107,3 +107,19 @@ def test_nan_loss_is_one_line_and_keeps_the_store(tmp_path, capsys):
     assert Store(store).status(next(p.name for p in (store / "runs").iterdir() if p.name.startswith("diverges"))) \
         == "partial"
     assert len(Store(store).records()) == 1  # the teacher trained before it is kept
+
+
+def test_every_point_can_be_rebuilt_from_its_skeleton_and_weights(smoke_store):
+    """What a later pass (every point of a cell timed in one process) needs: each point's module from the files its
+    run left, without its method; the rebuilt points of a PWL run give different outputs, as their weights differ."""
+    from progbench import progressive
+    work = next((smoke_store / "runs").glob("pwl-vgg-*/work/weights"))
+    x = torch.randn(1, 3, 32, 32)
+    outputs = []
+    for skeleton_file in sorted(work.glob("*.pt")):
+        tensors = load_file(str(skeleton_file.with_suffix(".safetensors")))
+        model = progressive.build(torch.load(skeleton_file, weights_only=False), tensors)
+        assert {k: v for k, v in model.state_dict().items() if k in tensors}.keys() == tensors.keys()
+        with torch.no_grad():
+            outputs.append(model(x.contiguous(memory_format=torch.channels_last)))
+    assert len(outputs) == 6 and not torch.equal(outputs[0], outputs[-1])

@@ -442,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     unbuffered()
+    import signal
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started in the background by a script (`progbench run ... &`), which ignores SIGINT for it: an explicit
+        # `kill -INT` still means "stop at the next epoch end", as Ctrl-C does
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:

@@ -23,9 +23,11 @@ RESUME = SUITES / "resume.yaml"
 
 
 def _start(store: Path, *args: str, suite: Path = POOL) -> subprocess.Popen:
+    """A runner as a script's background job (`progbench run ... &`), which starts with SIGINT ignored: a `kill -INT`
+    must still stop it at the next epoch end."""
     cmd = [sys.executable, "-m", "progbench.cli", "run", str(suite), "--results", str(store), "--no-progress", *args]
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 def _trainings(outputs: list[str]) -> dict[str, int]:

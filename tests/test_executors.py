@@ -94,6 +94,27 @@ def test_ctrl_c_stops_workers_at_an_epoch_end_and_the_run_resumes(tmp_path):
     assert_same_records(straight, stopped)
 
 
+def test_workers_of_a_killed_driver_stop_at_their_next_epoch_end(tmp_path):
+    """A driver killed outright (no chance to tell its workers) leaves no worker training on alone."""
+    proc = _start(tmp_path, "--threads-per-worker", "1", "--workers", "2", suite=RESUME)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.glob("runs/*/work/progress.json")):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # anything left of the runner's session (its workers)?
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the workers of a killed driver were still running after 2 minutes")
+    (rid,) = [p.name for p in (tmp_path / "runs").iterdir()]
+    assert Store(tmp_path).status(rid) == "partial"  # stopped at an epoch end, checkpointed, not finished
+
+
 def test_two_processes_per_run_match_one_and_resume_exactly(tmp_path):
     """P=2 (gloo) against P=1: the same global batches and augmentation, gradients averaged over the halves; only
     BatchNorm's statistics (over 25 images instead of 50) and the order of float sums differ."""

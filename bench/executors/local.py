@@ -171,9 +171,20 @@ def _rank_main(rank: int, size: int, run: RunSpec, store_root, device: str, data
         distributed.shutdown(world)
 
 
+class _StopOrOrphaned:
+    """The driver's stop event, set too once the driver is gone (killed): a worker never trains on alone."""
+
+    def __init__(self, stop, driver: int):
+        self.stop, self.driver = stop, driver
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or os.getppid() != self.driver
+
+
 def _worker_main(number: int, job: Job, threads_hint: int, events, stop) -> None:
     """A worker process: the scheduler loop over the job's runs; each run's output to its log file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides: stop at the next epoch end, or terminate
+    stop = _StopOrOrphaned(stop, os.getppid())
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_hint))
     for stream in (sys.stdout, sys.stderr):  # a run's log gets each line as it is written
         if hasattr(stream, "reconfigure"):

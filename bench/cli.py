@@ -34,6 +34,17 @@ def _strict(p: argparse.ArgumentParser) -> None:
                         "(default: warn)")
 
 
+def _trains_locally(p: argparse.ArgumentParser) -> None:
+    """The options of a command that trains what it needs with local workers (reproduce, compare)."""
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
+    _strict(p)
+    _placement(p)
+    _common(p)
+
+
 def _executor(p: argparse.ArgumentParser) -> None:
     _placement(p)
     p.add_argument("--executor", choices=["local", "slurm"], default=None,
@@ -131,21 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                "store's report goes there only with --force)")
     p.add_argument("--readme", help="also rewrite this file's headline-results block (e.g. README.md)")
     p.add_argument("--force", action="store_true", help="write another store's report into the default reports/")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
-    _strict(p)
-    _placement(p)
-    _common(p)
+    _trains_locally(p)
 
     p = sub.add_parser("models", help="params and FLOPs of every architecture preset")
     p.add_argument("--scale", choices=["paper", "cpu", "tiny"], default=None, help="only presets of this scale")
 
     sub.add_parser("methods", help="the available methods and their config fields")
 
-    p = sub.add_parser("calibrate", help="write the rates table plan estimates from (training FLOP/s per machine kind, "
-                                         "precision, threads and architecture) from a store's finished runs")
+    p = sub.add_parser("calibrate", help="write the rates table plan's estimates fall back on (seconds per training "
+                                         "FLOP and per image, per machine kind, precision and threads), fitted to a "
+                                         "store's finished runs")
     p.add_argument("--out", default=None, help="the table to write (default: the rates.csv shipped in the package)")
     _common(p)
 
@@ -160,13 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", help="path/to/file.py:ClassName defining the method, if it is not registered")
     p.add_argument("--config", help="the method's config as a JSON object, e.g. '{\"T\": 2}' (default: its defaults)")
     p.add_argument("--out", default=None, help="folder of the tables and figures (default: reports/compare/NAME)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.add_argument("--workers", type=int, default=None, help="local workers (default: fill the machine)")
-    _strict(p)
-    _placement(p)
-    _common(p)
+    _trains_locally(p)
     return parser
 
 

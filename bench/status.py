@@ -54,7 +54,8 @@ def suite_status(suite: Suite, store: Store, only: str | None = None) -> list[di
     rows = []
     for run in runs:
         rid = run.run_id
-        row = {"run": rid, "status": "missing", "detail": ""}
+        entry = run.label.rsplit(f"-{run.family}-s", 1)[0]  # the runs entry's name: a ladder rung, an ablation
+        row = {"run": rid, "status": "missing", "detail": "", "entry": "" if run.is_teacher or entry == run.method else entry}
         found = store.check(rid)
         job = jobs.get(rid)
         state = states.get(job["job_id"], "") if job else ""
@@ -89,7 +90,9 @@ def format_status(suite: Suite, rows: list[dict]) -> str:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     lines = [f"suite {suite.name}: {len(rows)} runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))]
     width = max((len(r["run"]) for r in rows), default=10)
+    named = max((len(r.get("entry", "")) for r in rows), default=0)
     for r in rows:
-        lines.append(f"{r['run']:{width}s}  {r['status']:8s} {r['detail']}".rstrip())
+        name = f"{r.get('entry', ''):{named}s}  " if named else ""
+        lines.append(f"{r['run']:{width}s}  {name}{r['status']:8s} {r['detail']}".rstrip())
     return "\n".join(lines)
 

@@ -243,6 +243,9 @@ def test_status_names_failed_and_running_runs(tmp_path, capsys):
     assert run_cli("status", str(SUITES / "nan.yaml"), "--results", str(store)) == 0
     out = capsys.readouterr().out
     assert "1 done" in out and "1 failed" in out and "loss ce is nan" in out
+    assert run_cli("status", str(SUITES / "minigrid.yaml"), "--results", str(store), "--only", "seed=0") == 0
+    rung = next(x for x in capsys.readouterr().out.splitlines() if " kd-x0.5 " in x)  # a runs entry's own name
+    assert rung.startswith("kd-vgg-s0-") and "missing" in rung
     # a live lease (this process) shows as running, with where
     rid = next(p.name for p in (store / "runs").iterdir() if p.name.startswith("diverges"))
     held, _ = lease.Lease.acquire(Store(store).leases, rid)

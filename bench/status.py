@@ -55,7 +55,8 @@ def suite_status(suite: Suite, store: Store, only: str | None = None) -> list[di
     for run in runs:
         rid = run.run_id
         entry = run.label.rsplit(f"-{run.family}-s", 1)[0]  # the runs entry's name: a ladder rung, an ablation
-        row = {"run": rid, "status": "missing", "detail": "", "entry": "" if run.is_teacher or entry == run.method else entry}
+        row = {"run": rid, "status": "missing", "detail": "",
+               "entry": "" if run.is_teacher or entry == run.method else entry}
         found = store.check(rid)
         job = jobs.get(rid)
         state = states.get(job["job_id"], "") if job else ""

@@ -1,9 +1,10 @@
-"""Training speed for ``progbench plan``, for this kind of machine: seconds per training FLOP and per training image.
+"""Training speed for ``progbench plan``, for this kind of machine: seconds per training FLOP, image and phase.
 
-A run's estimate is ``a x FLOPs + b x images`` over its method's planned phases (``progbench.scale.run_train_cost``:
-every phase, the teacher's forward passes included). The two terms matter: a small model's run is mostly per-image
-work (data, augmentation, the optimiser step's overheads), a large one's mostly FLOPs. ``a`` and ``b`` are fitted
-(least squares, neither negative) to the wall-clock of finished runs, per machine kind (CPU model, or GPU name),
+A run's estimate is ``a x FLOPs + b x images + c x phases`` over its method's planned phases
+(``progbench.scale.run_train_cost``: every phase, the teacher's forward passes included). Each term matters: a small
+model's run is mostly per-image work (data, augmentation, the optimiser step's overheads), a large one's mostly
+FLOPs, a tiny multi-phase one's mostly each phase's setup. ``a``, ``b`` and ``c`` are fitted (least squares, none
+negative) to the wall-clock of finished runs, per machine kind (CPU model, or GPU name),
 precision and threads per run, so validation and the methods' own passes are in them as they are in the time a run
 takes. They come from, in order: finished runs in the store made on this machine kind; the table shipped with the
 suite (``rates.csv``, fitted on the committed store by ``progbench calibrate``); a default, said to be
@@ -14,15 +15,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT = (1 / 2e11, 0.0)  # uncalibrated (seconds per FLOP, per image): the cpu presets' rate, 2 threads, AMX bf16
+DEFAULT = (1 / 2e11, 0.0, 0.0)  # uncalibrated (s per FLOP, per image, per phase): cpu presets, 2 threads, AMX bf16
 TABLE = "rates.csv"
-COLUMNS = ("machine", "precision", "threads", "s_per_tflop", "ms_per_image", "runs")
+COLUMNS = ("machine", "precision", "threads", "s_per_tflop", "ms_per_image", "s_per_phase", "runs")
 
 
 def this_machine(device: str = "cpu") -> str:
@@ -44,22 +46,41 @@ def _key(spec: dict) -> tuple[str, int]:
     return task["budget"].get("precision", "bf16"), task.get("threads", PLACEMENT_DEFAULTS["threads"])
 
 
-def fit(flops: list[float], images: list[float], seconds: list[float]) -> tuple[float, float]:
-    """Seconds per FLOP and per image, least squares with neither negative."""
-    x, t = np.column_stack([flops, images]).astype(float), np.asarray(seconds, float)
-    if len(t) >= 2 and np.linalg.matrix_rank(x) == 2:
-        a, b = np.linalg.lstsq(x, t, rcond=None)[0]
-        if a >= 0 and b >= 0:
-            return float(a), float(b)
-    per_flop, per_image = t.sum() / x[:, 0].sum(), t.sum() / x[:, 1].sum()
-    # one term alone: the one that explains the times better
-    err_flop = float(((x[:, 0] * per_flop - t) ** 2).sum())
-    err_image = float(((x[:, 1] * per_image - t) ** 2).sum())
-    return (float(per_flop), 0.0) if err_flop <= err_image else (0.0, float(per_image))
+def fit(flops: list[float], images: list[float], phases: list[float], seconds: list[float]
+        ) -> tuple[float, float, float]:
+    """Seconds per FLOP, per image and per phase: least squares with none negative (the best of the non-negative
+    fits on every subset of the three terms)."""
+    import itertools
+    x, t = np.column_stack([flops, images, phases]).astype(float), np.asarray(seconds, float)
+    best, best_err = (0.0, 0.0, float(t.sum() / x[:, 2].sum())), float("inf")
+    for k in (3, 2, 1):
+        for cols in itertools.combinations(range(3), k):
+            sub = x[:, cols]
+            if np.linalg.matrix_rank(sub) < k:
+                continue
+            coef = np.linalg.lstsq(sub, t, rcond=None)[0]
+            if (coef < 0).any():
+                continue
+            err = float(((sub @ coef - t) ** 2).sum())
+            if err < best_err - 1e-12:
+                full = [0.0, 0.0, 0.0]
+                for c, v in zip(cols, coef):
+                    full[c] = float(v)
+                best, best_err = tuple(full), err
+    return best
 
 
-def measured(records: list, machine: str) -> dict[tuple, tuple[float, float, int]]:
-    """(precision, threads) -> (seconds per FLOP, seconds per image, runs) fitted on the finished runs made on
+def _phases(record) -> int:
+    """How many phases a finished run trained (its log's phase names)."""
+    try:
+        lines = (record.path / "log.jsonl").read_text().splitlines()
+    except OSError:
+        return 1
+    return max(1, len({json.loads(line).get("phase") for line in lines if line.strip()}))
+
+
+def measured(records: list, machine: str) -> dict[tuple, tuple[float, float, float, int]]:
+    """(precision, threads) -> (seconds per FLOP, per image, per phase, runs) fitted on the finished runs made on
     ``machine``."""
     groups: dict[tuple, list] = {}
     for rec in records:
@@ -72,7 +93,7 @@ def measured(records: list, machine: str) -> dict[tuple, tuple[float, float, int
         except (OSError, ValueError):
             continue
         groups.setdefault(_key(rec.spec), []).append(
-            (training["train_flops"], training["images_seen"], training["wall_clock_s"]))
+            (training["train_flops"], training["images_seen"], _phases(rec), training["wall_clock_s"]))
     return {k: (*fit(*zip(*v)), len(v)) for k, v in groups.items()}
 
 
@@ -81,14 +102,14 @@ def shipped(machine: str, path: str | Path | None = None) -> dict[tuple, tuple[f
     text = Path(path).read_text() if path else (resources.files("progbench") / TABLE).read_text()
     rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
     return {(r["precision"], int(r["threads"])): (float(r["s_per_tflop"]) / 1e12, float(r["ms_per_image"]) / 1e3,
-                                                  int(r["runs"]))
+                                                  float(r["s_per_phase"]), int(r["runs"]))
             for r in rows if r["machine"] == machine}
 
 
 @dataclass
 class Rates:
     machine: str
-    store: dict = field(default_factory=dict)  # (precision, threads) -> (s per FLOP, s per image, runs)
+    store: dict = field(default_factory=dict)  # (precision, threads) -> (s per FLOP, per image, per phase, runs)
     table: dict = field(default_factory=dict)
     used: set = field(default_factory=set)  # which sources answered: "store", "table", "default"
 
@@ -97,30 +118,30 @@ class Rates:
         machine = this_machine(device)
         return cls(machine, measured(records, machine), shipped(machine, table))
 
-    def coefficients(self, precision: str, threads: int) -> tuple[float, float]:
+    def coefficients(self, precision: str, threads: int) -> tuple[float, float, float]:
         for source, known in (("store", self.store), ("table", self.table)):
             if (precision, threads) in known:
                 self.used.add(source)
-                return known[(precision, threads)][:2]
+                return known[(precision, threads)][:3]
         for source, known in (("store", self.store), ("table", self.table)):
             others = sorted((t, v) for (p, t), v in known.items() if p == precision)
             if others:  # another thread count: scaled in proportion
-                t, (a, b, _) = others[-1]
+                t, (a, b, c, _) = others[-1]
                 self.used.add(source)
-                return a * t / threads, b * t / threads
+                return a * t / threads, b * t / threads, c
         self.used.add("default")
-        return DEFAULT[0] * 2 / threads, DEFAULT[1]
+        return DEFAULT[0] * 2 / threads, DEFAULT[1], DEFAULT[2]
 
-    def seconds(self, precision: str, threads: int, flops: float, images: float) -> float:
-        a, b = self.coefficients(precision, threads)
-        return a * flops + b * images
+    def seconds(self, precision: str, threads: int, flops: float, images: float, phases: int = 1) -> float:
+        a, b, c = self.coefficients(precision, threads)
+        return a * flops + b * images + c * phases
 
     def describe(self) -> str:
         parts = []
         if "store" in self.used:
-            parts.append(f"{sum(v[2] for v in self.store.values())} finished run(s) in this store")
+            parts.append(f"{sum(v[3] for v in self.store.values())} finished run(s) in this store")
         if "table" in self.used:
-            parts.append(f"the shipped rates table ({sum(v[2] for v in self.table.values())} runs)")
+            parts.append(f"the shipped rates table ({sum(v[3] for v in self.table.values())} runs)")
         said = f"fitted on {self.machine} to " + " and ".join(parts) if parts else ""
         if "default" in self.used:
             said += ("; " if said else "") + (f"nothing is known of {self.machine}: an uncalibrated default of "
@@ -133,17 +154,18 @@ def table_rows(records: list) -> list[dict]:
     """The rates table from a store: one row per machine kind, precision and threads."""
     rows = []
     for machine in sorted({machine_of(r.env()) for r in records}):
-        for (precision, threads), (a, b, runs) in sorted(measured(records, machine).items()):
+        for (precision, threads), (a, b, c, runs) in sorted(measured(records, machine).items()):
             rows.append({"machine": machine, "precision": precision, "threads": threads,
-                         "s_per_tflop": f"{a * 1e12:.4g}", "ms_per_image": f"{b * 1e3:.4g}", "runs": runs})
+                         "s_per_tflop": f"{a * 1e12:.4g}", "ms_per_image": f"{b * 1e3:.4g}",
+                         "s_per_phase": f"{c:.4g}", "runs": runs})
     return rows
 
 
 def write_table(records: list, path: Path) -> Path:
     out = io.StringIO()
-    out.write("# Seconds per training TFLOP and ms per training image, per machine kind, precision and threads per "
-              "run: fitted to the wall-clock of a store's finished runs (progbench calibrate); read by progbench "
-              "plan\n")
+    out.write("# Seconds per training TFLOP, ms per training image and seconds per phase, per machine kind, precision "
+              "and threads per run: fitted to the wall-clock of a store's finished runs (progbench calibrate); read "
+              "by progbench plan\n")
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(table_rows(records))

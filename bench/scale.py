@@ -194,9 +194,9 @@ def run_train_flops(run) -> float:
     return run_train_cost(run)[0]
 
 
-def run_train_cost(run) -> tuple[float, float]:
-    """(training FLOPs, training images) of one run from its method's planned phases (see :func:`run_train_flops`);
-    images count each phase's epochs of the train split."""
+def run_train_cost(run) -> tuple[float, float, int]:
+    """(training FLOPs, training images, phases) of one run from its method's planned phases (see
+    :func:`run_train_flops`); images count each phase's epochs of the train split."""
     from .runner import forward_flops, train_size
     task = run.task
     classes, size = _input(task)
@@ -204,14 +204,15 @@ def run_train_cost(run) -> tuple[float, float]:
     n = train_size(task.dataset)
     images = n // min(task.budget.batch_size, n) * min(task.budget.batch_size, n)  # the trainer drops the last batch
     total = seen = 0.0
-    for p in planned_phases(cls, config):
+    phases = planned_phases(cls, config)
+    for p in phases:
         epochs = p.epochs if p.epochs is not None else task.budget.epochs
         step = p.passes * forward_flops(task.arch, classes, size, {**task.arch_kwargs, **p.kwargs}) if p.passes else 0
         if p.teacher_passes and task.teacher_arch:
             step += p.teacher_passes * forward_flops(task.teacher_arch, classes, size, task.teacher_kwargs)
         total += epochs * images * step
         seen += epochs * images
-    return total, seen
+    return total, seen, len(phases)
 
 
 def decoded_bytes(spec) -> int:

@@ -87,10 +87,10 @@ def _build(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:
     return model
 
 
-def time_loading(model: nn.Module, path: Path, image: torch.Tensor, device: torch.device, precision: str,
+def time_loading(skeleton: nn.Module, path: Path, image: torch.Tensor, device: torch.device, precision: str,
                  trials: int) -> dict:
-    """Median (and spread) over trials of: load = read file + build module; then the first inference."""
-    skeleton = _skeleton(model)
+    """Median (and spread) over trials of: load = read file + build module (from ``skeleton``, :func:`_skeleton`);
+    then the first inference."""
     loads, firsts = [], []
     for _ in range(trials):
         t0 = time.perf_counter()
@@ -213,10 +213,11 @@ def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Prep
     model = point.model
     image = prep(data.test.images[:1], train=False)
     weight_bytes = save_weights(model, weights_path)
-    atomic_save(_skeleton(model), weights_path.with_suffix(".pt"))
+    skeleton = _skeleton(model)
+    atomic_save(skeleton, weights_path.with_suffix(".pt"))
     metrics.update({
         "weight_bytes": weight_bytes,
-        **time_loading(model, weights_path, image, device, precision, settings.load_trials),
+        **time_loading(skeleton, weights_path, image, device, precision, settings.load_trials),
         **steady_latency(model, image, device, precision, settings.latency_min_run_time_s),
         "peak_memory_bytes": peak_memory(model, image, device, precision),
         **cuda_peak_memory(model, image, device, precision),

@@ -29,6 +29,7 @@ import pandas as pd
 from progbench.reports.generate import changed_fields, human
 from progbench.reports.generate import write_table as write_rows
 from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
+from progbench.reports.sws import _fine_tuning_val, _log
 from progbench.store import Record
 
 SUITE = "grid"
@@ -237,20 +238,6 @@ def _depth_values(g: pd.DataFrame) -> pd.Series:
     return g.set_index(g.depth.astype(int)).test_top1.astype(float)
 
 
-def _first_and_last_val(record: Record) -> tuple[dict[int, float], dict[int, float]]:
-    """Val top-1 after the first and after the last fine-tuning (or training) epoch of each Des-Net depth."""
-    first, last = {}, {}
-    for line in (record.path / "log.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        phase = str(row.get("phase", ""))
-        depth = phase.rsplit("-d", 1)[-1] if "-d" in phase else ""
-        if row.get("val_top1") is None or not depth.isdigit() or phase.startswith(("aux", "pretrain")):
-            continue
-        first.setdefault(int(depth), row["val_top1"])
-        last[int(depth)] = row["val_top1"]
-    return first, last
-
-
 def first_answer_ratios(df: pd.DataFrame, records: dict[str, Record]) -> dict[str, float]:
     """Per PWL run with a measured loading timeline: stage 0's first answer over the student loaded whole's, the
     larger of warm and cold cache (``reports/pwl.py``'s P4 measure)."""
@@ -355,10 +342,11 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None) -> 
             long = _per_seed(fam, family, long_lines[-1])
             vals = []
             for s, g in sws.items():
-                if s in long and g.run_id.iloc[0] in records and long[s].run_id.iloc[0] in records:
-                    first, _ = _first_and_last_val(records[g.run_id.iloc[0]])
-                    _, final = _first_and_last_val(records[long[s].run_id.iloc[0]])
-                    gaps = [first[d] - final[d] for d in first if d in final]
+                mine, theirs = g.run_id.iloc[0], long[s].run_id.iloc[0] if s in long else None
+                if theirs and mine in records and theirs in records:
+                    logs = {rid: _log(records[rid]) for rid in (mine, theirs)}
+                    gaps = [_fine_tuning_val(logs, mine, d).iloc[0] - _fine_tuning_val(logs, theirs, d).iloc[-1]
+                            for d in sorted(set(g.depth.astype(int)) & set(long[s].depth.astype(int)))]
                     if gaps:
                         vals.append(float(max(gaps)))
             add("S2 in some cases better after 1 epoch of fine-tuning", vals, 0.0, True,

@@ -122,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     _placement(p)
     _common(p)
 
+    p = sub.add_parser("latency", help="time every operating point of each selected cell (family) in this one "
+                                       "process, interleaved, on a quiet machine: the latency the report scores")
+    p.add_argument("suite")
+    p.add_argument("--only", help="as for plan (e.g. family=vgg_c10); every finished run of each family it selects")
+    p.add_argument("--rounds", type=int, default=5, help="times each point is timed, once per round (default 5)")
+    p.add_argument("--timing-threads", type=int, default=1, help="intra-op threads while timing (default 1)")
+    p.add_argument("--min-run-time", type=float, default=0.2,
+                   help="seconds each point is run for in each round (torch.utils.benchmark; default 0.2)")
+    p.add_argument("--busy-ok", action="store_true",
+                   help="time even when the load average says the machine is busy (the pass is marked busy)")
+    _placement(p)
+    _common(p)
+
     p = sub.add_parser("report", help="rebuild the tables and figures under reports/ from the store")
     p.add_argument("--out", default=None, help="output folder (default: reports, the report of ./results; another "
                                                "store's report goes there only with --force)")
@@ -270,6 +283,47 @@ def cmd_status(args) -> int:
     from .store import Store
     suite = _suite(args)
     print(format_status(suite, suite_status(suite, Store(args.results), args.only)))
+    return 0
+
+
+def cmd_latency(args) -> int:
+    from . import latency
+    from .env import environment
+    from .errors import UserError
+    from .store import Store
+    if args.rounds < 1 or args.timing_threads < 1 or not args.min_run_time > 0:
+        raise UserError("--rounds and --timing-threads must be at least 1 and --min-run-time above 0")
+    suite = _suite(args)
+    store = Store(args.results)
+    families: dict[str, list] = {}
+    for run in suite.select(args.only):
+        check = store.check(run.run_id)
+        if check.status == "done":
+            families.setdefault(run.family, []).append(check.record)
+    if not families:
+        raise UserError(f"no finished run of suite {suite.name}" + (f" matches --only {args.only}" if args.only else "")
+                        + f"; `progbench status {suite.name}` lists them")
+    before = latency.load_average()
+    if latency.busy(before) and not args.busy_ok:
+        raise UserError(f"the machine is busy (load average {before[0]} over 1 min, {os.cpu_count()} cores): "
+                        f"latencies timed now compare with nothing; stop other jobs, wait a minute and rerun (or "
+                        f"pass --busy-ok, and the pass is marked busy)")
+    import torch
+    env = environment(torch.device("cpu"))
+    for family, records in families.items():
+        points = sum(len(r.metrics["points"]) for r in records)
+        print(f"latency {family}: {points} points of {len(records)} run(s), {args.rounds} rounds", flush=True)
+        start = latency.load_average()
+        rows = latency.time_points(records, rounds=args.rounds, min_run_time=args.min_run_time,
+                                   threads=args.timing_threads,
+                                   on_round=lambda r, n: print(f"  round {r}/{n}", flush=True))
+        end = latency.load_average()
+        path = latency.write_pass(store.root, family, {
+            "family": family, "suite": suite.name, "rounds": args.rounds,
+            "min_run_time_s": args.min_run_time, "threads": args.timing_threads,
+            "load_average_before": start, "load_average_after": end, "busy": latency.busy(start) or latency.busy(end),
+            "env": env, "points": rows})
+        print(f"latency {family}: written to {path} (load average {start[0]} before, {end[0]} after)")
     return 0
 
 
@@ -424,7 +478,8 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "report": cmd_report, "reproduce": cmd_reproduce,
+COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "latency": cmd_latency, "report": cmd_report,
+            "reproduce": cmd_reproduce,
             "models": cmd_models,
             "methods": cmd_methods, "calibrate": cmd_calibrate, "compare": cmd_compare}
 

@@ -74,7 +74,8 @@ def _skeleton(model: nn.Module) -> nn.Module:
         return copy.deepcopy(model).to("meta")
 
 
-def _build(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:
+def build_point(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:
+    """A point from its skeleton (:func:`_skeleton`) and weights file, laid out for ``device`` as when it was timed."""
     state = load_file(str(path), device=str(device))
     model = copy.deepcopy(skeleton)
     model.load_state_dict(state, strict=False, assign=True)
@@ -94,7 +95,7 @@ def time_loading(skeleton: nn.Module, path: Path, image: torch.Tensor, device: t
     loads, firsts = [], []
     for _ in range(trials):
         t0 = time.perf_counter()
-        fresh = _build(skeleton, path, device)
+        fresh = build_point(skeleton, path, device)
         t1 = time.perf_counter()
         with torch.no_grad(), autocast(device, precision):
             fresh(image)

@@ -82,8 +82,10 @@ SECTIONS = [
             "and scratch students at the sizes of the other methods' points (ladders) make every budget a "
             "comparison of trained models. Each method's training cost stands beside its accuracy, areas are taken "
             "only over the cost range a method shares with the KD ladder, winners are chosen among trained points, "
-            "and each claim is judged from per-seed paired differences with a 95 % interval.",
-            ["grid_points", "grid_area", "grid_winners", "grid_claims"]),
+            "and each claim is judged from per-seed paired differences with a 95 % interval. Latency is a scored axis "
+            "only where one pass timed every point of the cell in one process, interleaved (`progbench latency`); "
+            "the runs' own timings, taken each in its own process, are not compared.",
+            ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_latency_passes"]),
     Section("Claims at a glance",
             "Every claim checked, per architecture family: the verdicts of the claims tables above (their "
             "evidence columns give the numbers).", ["claims_summary"]),

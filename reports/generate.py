@@ -279,7 +279,7 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
     written += sws.build(df, by_id, out)
     written += bdistil.build(df, by_id, out)
     written += crossmethod.build(df, out)
-    written += grid.build(df, by_id, out)
+    written += grid.build(df, by_id, out, store_root=Path(results))
     from progbench.reports import document  # last: it assembles what the others wrote
     written += document.build(records, out)
     from progbench.reports import interactive  # after the document: it reads the same tables

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from progbench import latency
 from progbench.reports.generate import changed_fields, human
 from progbench.reports.generate import write_table as write_rows
 from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
@@ -38,7 +40,7 @@ MIN_SEEDS = 3
 LABELS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "bdistil": "B-DISTIL", "resched": "RESCHED",
           "noresched": "NO-RESCHED", "sws": "SWS", "des_scratch": "Des scratch", "des_pretrain": "Des pre-train"}
 ARCHITECTURES = {"vgg": "VGG", "resnet": "ResNet", "vit": "ViT"}
-AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes"}
+AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes", "latency": "latency (one pass)"}
 BUDGETS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2)  # fractions of the cell's student cost
 FITS = 1e-3  # a point fits a budget up to this relative excess (weight files differ by their header)
 # t quantiles (0.975) by degrees of freedom: a constant of the t distribution, for 95 % intervals of seed means
@@ -46,9 +48,20 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 # --- which runs, and their points ---------------------------------------------------------------------------------
-def grid_run_ids(suite: str = SUITE) -> set[str]:
+def grid_runs(suite: str = SUITE) -> list:
     from progbench.suite import load_suite
-    return {r.run_id for r in load_suite(suite).runs}
+    return load_suite(suite).runs
+
+
+def own_students(runs) -> dict[str, str]:
+    """family -> the kwargs of the family's own student (as the report's ``arch_kwargs`` column writes them): those
+    of the suite's unnamed student entries, so a cell still training has the same unit of cost as a finished one."""
+    found: dict[str, Counter] = {}
+    for r in runs:
+        if not r.is_teacher and r.label == f"{r.method}-{r.family}-s{r.seed}":
+            kwargs = json.dumps(r.spec["task"].get("arch_kwargs", {}), sort_keys=True)
+            found.setdefault(r.family, Counter())[kwargs] += 1
+    return {family: counts.most_common(1)[0][0] for family, counts in found.items()}
 
 
 def cell_label(g: pd.DataFrame) -> str:
@@ -66,7 +79,7 @@ def still_learning(record: Record) -> bool:
     return any(len(v) >= 2 and v[-1] - v[-2] > LEARNING for v in last.values())
 
 
-def lines(df: pd.DataFrame) -> pd.DataFrame:
+def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
     """Grid rows with a ``line`` (the curve a point belongs to: a method's main configuration, or the method with
     its changed fields for ablations; ladder rungs share their method's line) and ``rung`` (the student's size)."""
     df = df.copy()
@@ -81,16 +94,25 @@ def lines(df: pd.DataFrame) -> pd.DataFrame:
                    + ("" if e == shortest.get((f, m), e) else f", {int(e)} ep"))
                   for role, f, m, v, e in zip(df.role, df.family, df.method, df.variant, df.epochs)]
     df["rung"] = student
-    # the family's own student: the kwargs most runs of the cell train with (every method but the ladder rungs)
-    runs = df[df.role != "teacher"].drop_duplicates("run_id")
-    base = runs.groupby("family").rung.agg(lambda r: r.value_counts().sort_index().idxmax())
-    df["base_rung"] = df.family.map(base).fillna("{}")
+    # the family's own student: as the suite declares it (``own``), else the kwargs most of the cell's runs train with
+    if own is None:
+        runs = df[df.role != "teacher"].drop_duplicates("run_id")
+        own = runs.groupby("family").rung.agg(lambda r: r.value_counts().sort_index().idxmax()).to_dict()
+    df["base_rung"] = df.family.map(own).fillna("{}")
     return df
 
 
-def points(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
-    """One row per (cell, line, rung, point) of the anytime families: seed statistics, costs, training cost."""
-    fam = lines(df[df.kind == "family"])
+def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
+    """(run id, point) -> batch-1 latency from its cell's latest latency pass (``progbench latency``)."""
+    return {(p["run_id"], p["point"]): p["latency_s"] for one in passes.values() for p in one["points"]}
+
+
+def points(df: pd.DataFrame, records: dict[str, Record], own: dict[str, str] | None = None,
+           timed: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
+    """One row per (cell, line, rung, point) of the anytime families: seed statistics, costs, training cost;
+    ``latency`` from the cell's latency pass (``timed``), NaN unless the pass timed the point in every seed."""
+    fam = lines(df[df.kind == "family"], own)
+    timed = timed or {}
     learning = {rid: still_learning(records[rid]) for rid in fam.run_id.unique() if rid in records}
     rows = []
     for (family, line, rung, point), g in fam.groupby(["family", "line", "rung", "point"], sort=False):
@@ -102,12 +124,23 @@ def points(df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
             "point": point, "point_index": int(g.point_index.iloc[0]), "seeds": int(g.seed.nunique()),
             "top1": acc.mean(), "top1_std": acc.std(ddof=1) if len(acc) > 1 else float("nan"),
             "flops": float(g.flops.median()), "weight_bytes": float(g.weight_bytes.median()),
+            "latency": _pass_median(g, timed),
             "train_images": float(runs.train_images_seen.mean()), "train_flops": float(runs.train_flops.mean()),
             "train_min": float(runs.train_wall_clock_s.mean() / 60),
             "still_learning": int(sum(learning.get(r, False) for r in runs.run_id)),
             "run_ids": " ".join(sorted(runs.run_id)),
         })
     return pd.DataFrame(rows)
+
+
+def _pass_median(g: pd.DataFrame, timed: dict[tuple[str, str], float]) -> float:
+    found = [timed.get((rid, point)) for rid, point in zip(g.run_id, g.point)]
+    return float(np.median(found)) if found and None not in found else float("nan")
+
+
+def scored_axes(cell: pd.DataFrame) -> dict[str, str]:
+    """The cost axes a cell is scored on: latency only when one pass timed every point of the cell."""
+    return {axis: label for axis, label in AXES.items() if cell[axis].notna().all()}
 
 
 def student_cost(pts: pd.DataFrame, family: str, axis: str) -> float:
@@ -140,7 +173,7 @@ def area_table(pts: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for family, cell in pts.groupby("family", sort=False):
         kd = cell[cell.line == "KD"]
-        for axis, axis_label in AXES.items():
+        for axis, axis_label in scored_axes(cell).items():
             unit = student_cost(pts, family, axis)
             for line, g in cell[cell.line != "teacher"].groupby("line", sort=False):
                 if line == "KD" or kd.empty:
@@ -158,7 +191,7 @@ def area_table(pts: pd.DataFrame) -> pd.DataFrame:
 def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for family, cell in pts.groupby("family", sort=False):
-        for axis, axis_label in AXES.items():
+        for axis, axis_label in scored_axes(cell).items():
             unit = student_cost(pts, family, axis)
             row = {"cell": cell.cell.iloc[0], "cost axis": axis_label}
             for b in BUDGETS:
@@ -188,7 +221,9 @@ def points_table(pts: pd.DataFrame) -> pd.DataFrame:
                      "top-1 (%)": f"{p.top1 * 100:.2f}"
                      + ("" if math.isnan(p.top1_std) else f" ± {p.top1_std * 100:.2f}"),
                      "FLOPs/img": human(p.flops), "x student": f"{p.flops / unit:.3g}",
-                     "weights": human(p.weight_bytes, "B"), "trained on (images)": human(p.train_images),
+                     "weights": human(p.weight_bytes, "B"),
+                     "latency (ms)": "–" if math.isnan(p.latency) else f"{p.latency * 1e3:.3g}",
+                     "trained on (images)": human(p.train_images),
                      "training FLOPs": human(p.train_flops), "training (min)": f"{p.train_min:.1f}",
                      "still learning": f"{p.still_learning} of {p.seeds}" if p.still_learning else "",
                      "run ids": p.run_ids})
@@ -374,14 +409,26 @@ def _frac(b: float) -> str:
     return f"1/{round(1 / b)}" if b < 1 else f"{b:g}"
 
 
-def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = SUITE) -> list[Path]:
+def passes_table(passes: dict[str, dict], families: set[str]) -> pd.DataFrame:
+    rows = [{"family": family, "pass": p["file"].removesuffix(".json"), "points": len(p["points"]),
+             "rounds": p["rounds"], "threads": p["threads"],
+             "load average before": p["load_average_before"][0], "load average after": p["load_average_after"][0],
+             "busy": "busy" if p["busy"] else "quiet", "cpu": p["env"]["cpu"]}
+            for family, p in sorted(passes.items()) if family in families]
+    return pd.DataFrame(rows)
+
+
+def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = SUITE,
+          store_root: Path | None = None) -> list[Path]:
     if df.empty or "arch_kwargs" not in df:
         return []
-    ids = grid_run_ids(suite)
-    grid = df[df.run_id.isin(ids)]
+    runs = grid_runs(suite)
+    grid = df[df.run_id.isin({r.run_id for r in runs})]
     if grid.empty:
         return []
-    pts = points(grid, records)
+    own = own_students(runs)
+    passes = latency.latest_passes(store_root) if store_root else {}
+    pts = points(grid, records, own, pass_latencies(passes))
     tables = out / "tables"
 
     def write_table(table: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:
@@ -393,7 +440,11 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
                           "budget for every network trained): each method's points, test top-1 mean ± std over seeds "
                           f"(fewer than {MIN_SEEDS} seeds are marked), cost per image, and what the run's training "
                           f"took; 'still learning': seeds whose val top-1 rose by more than {LEARNING * 100:g} point "
-                          "in the last epoch of a phase.")
+                          "in the last epoch of a phase; latency: batch-1, from the cell's latest latency pass "
+                          "(every point of the cell in one process, interleaved; grid_latency_passes).")
+    written += write_table(passes_table(passes, set(grid.family)), tables, "grid_latency_passes",
+                           "The latency passes the grid's latency column and axis come from (`progbench latency`): "
+                           "per cell, its latest pass, with the load average before and after it (1 min).")
     written += write_table(area_table(pts), tables, "grid_area",
                            "The grid: each method's anytime area against the KD ladder's, both over the cost range the "
                            "two cover (budgets log-uniform; the best trained point within each budget, never chance).")
@@ -401,7 +452,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
                            "The grid: the most accurate trained point within each budget (a fraction of the cell's KD "
                            "student's cost), its lead over the next method; '≈' when the lead is within the larger "
                            "seed std.")
-    written += write_table(claims_table(lines(grid), records), tables, "grid_claims",
+    written += write_table(claims_table(lines(grid, own), records), tables, "grid_claims",
                            "The grid: the papers' claims per cell, from per-seed paired differences (seed s against "
                            "seed s), mean ± std and a 95 % t interval; holds / does not hold when the interval lies on "
                            "one side of the threshold, inconclusive when it straddles it or has fewer than 2 seeds.")

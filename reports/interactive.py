@@ -242,7 +242,7 @@ def _trace_points(g: pd.DataFrame) -> dict:
     return points
 
 
-def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str) -> go.Figure:
+def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str, family: str) -> go.Figure:
     """Test top-1 against a cost axis picked by the buttons (FLOPs first), one trace per setting of each model."""
     fig = go.Figure(layout={"template": "none"})
     xs, x_errors = [], []
@@ -275,7 +275,8 @@ def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str) -> go.
                           **{f"xaxis.{k}": v for k, v in ticks[i].items()}}]}
                for i, axis in enumerate(COST_AXES)]
     fig.update_layout(
-        title={"text": f"{dataset} · {cell_architecture}", "x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        title={"text": f"{dataset} · {cell_architecture} · {family}", "x": 0.01, "xanchor": "left", "y": 0.98,
+               "yanchor": "top"},
         height=540, margin={"t": 100, "l": 60, "r": 20, "b": 60}, hovermode="closest", hoverlabel={"align": "left"},
         xaxis={"type": "log", "title": {"text": COST_AXES[0].title}, **ticks[0], "gridcolor": "#e6e6e6",
                "zeroline": False},
@@ -290,18 +291,17 @@ def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str) -> go.
 
 
 def explorer(df: pd.DataFrame, cells: dict[str, tuple[str, str]]) -> list[str]:
-    """One heading and plot per cell, in dataset then architecture order."""
+    """One heading and plot per family, in dataset then architecture order: a family is one protocol (one teacher
+    run, one train split, one budget), so runs of different protocols never share a plot."""
     rows = df[df.kind == "family"]
     parts = []
-    for dataset, cell_architecture in _cell_order(cells.values()):
-        cell = rows[rows.family.map(lambda f, c=(dataset, cell_architecture): cells[f] == c)]
-        if cell.empty:
-            continue
-        families = ", ".join(family_order(cell.family))
-        div_id = f"plot-{slug(dataset)}-{slug(cell_architecture)}".lower()
-        parts.append(f"<h3>{html.escape(dataset)} · {html.escape(cell_architecture)}</h3>"
-                     f'<p class="caption">Families: {html.escape(families)}.</p>')
-        parts.append(_plot(div_id, cell_figure(cell, dataset, cell_architecture)))
+    for family in sorted(set(rows.family), key=lambda f: (_cell_order(cells.values()).index(cells[f]), f)):
+        cell = rows[rows.family == family]
+        dataset, cell_architecture = cells[family]
+        div_id = f"plot-{slug(family)}".lower()
+        parts.append(f"<h3>{html.escape(dataset)} · {html.escape(cell_architecture)} · family "
+                     f"<code>{html.escape(family)}</code></h3>")
+        parts.append(_plot(div_id, cell_figure(cell, dataset, cell_architecture, family)))
     return parts
 
 
@@ -446,7 +446,8 @@ def page(df: pd.DataFrame, records: dict[str, Record], out: Path) -> str:
             + "".join(f'<li><a href="#{document.anchor(t)}">{html.escape(t)}</a></li>' for t in titles)
             + "</ol></nav>",
             f'<h2 id="{document.anchor(EXPLORER)}">{EXPLORER}</h2>'
-            "<p>What is best at my budget? One plot per dataset and architecture: test top-1 (mean over seeds, error "
+            "<p>What is best at my budget? One plot per family (a dataset and architecture under one protocol: one "
+            "teacher run, one train split, one budget): test top-1 (mean over seeds, error "
             "bars their std) against a cost axis picked with the buttons above the plot. Click a method in the legend "
             "to hide or show it (double-click: only it); settings beside a method's main one (ablations) start "
             "hidden. Hover a point for its method, point, accuracy, cost, seeds and run ids. Training cost is a "

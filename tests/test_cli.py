@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOOD = """
 name: t
 dataset: {name: cifar10, val_per_class: 5, train_per_class: 10, test_per_class: 5}
-budgets: {b: {epochs: 1, batch_size: 50}}
+budgets: {b: {epochs: 1, precision: fp32, batch_size: 50}}
 families:
   vgg: {teacher: pb_vgg_tiny, student: pb_vgg_tiny, teacher_budget: b, budget: b}
 runs:

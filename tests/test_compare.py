@@ -343,7 +343,7 @@ def test_file_method_with_nested_points_is_loaded_progressively(smoke_store, tmp
 NO_KD = """
 name: nokd
 dataset: {name: cifar10, val_per_class: 5, train_per_class: 10, test_per_class: 5}
-budgets: {b: {epochs: 1, batch_size: 50}}
+budgets: {b: {epochs: 1, batch_size: 50, precision: fp32}}
 families:
   vgg: {teacher: pb_vgg_tiny, student: pb_vgg_tiny, teacher_budget: b, budget: b}
 runs:

@@ -49,6 +49,14 @@ def test_grid_tables(minigrid, tmp_path):
     assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
     assert (claims.seeds == 2).all() and claims["95% interval"].str.startswith("[").all()
 
+    # a cell still training (only the smaller KD rung finished) keeps the suite's own student as its unit of cost
+    own = grid.own_students(grid.grid_runs(str(MINI)))
+    assert own == {"vgg": '{"widths": [4, 8, 8, 16, 16]}', "vit": "{}"}
+    smaller_kd = (df.method == "kd") & (df.arch_kwargs == '{"widths": [4, 4, 8, 8, 8]}')
+    partial = df[(df.family == "vgg") & ((df.role == "teacher") | smaller_kd | (df.method == "scratch"))]
+    pts = grid.points(partial, {r.run_id: r for r in records}, own)
+    assert set(pts[pts.line == "KD"].own_size) == {False} and set(pts[pts.line == "scratch"].own_size) == {True}
+
 
 def test_verdicts_and_intervals_by_hand():
     mean, std, low, high = grid.interval([0.01, 0.03])
@@ -72,3 +80,44 @@ def test_grid_only_settings_ran(minigrid):
     pwl = [r for r in records if r.spec["method"] == "pwl"]
     restat = [p for r in pwl for p in r.metrics["extra_points"] if p["info"]["order"] == "prefix-bnstat"]
     assert len(restat) == 2 * 5 and all(p["info"]["bn_statistics_values"] > 0 for p in restat)
+
+
+def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minigrid, tmp_path, capsys):
+    import json
+    import shutil
+
+    from progbench import latency
+    from progbench.errors import UserError
+    store = tmp_path / "results"
+    shutil.copytree(minigrid, store)
+    # --busy-ok: the tests themselves keep the machine busy; a pass for the record runs on a quiet one
+    assert run_cli("latency", str(MINI), "--only", "family=vgg", "--results", str(store), "--rounds", "2",
+                   "--min-run-time", "0.01", "--busy-ok") == 0
+    (path,) = (store / "latency" / "vgg").glob("*.json")
+    timed = json.loads(path.read_text())
+    expected = {(r.run_id, p["point"]) for r in Store(store).records() if r.spec["task"]["family"] == "vgg"
+                for p in r.metrics["points"]}
+    assert {(p["run_id"], p["point"]) for p in timed["points"]} == expected  # every point, teacher included
+    assert all(len(p["round_s"]) == 2 and p["latency_min_s"] <= p["latency_s"] <= p["latency_max_s"]
+               and p["latency_s"] > 0 for p in timed["points"])
+    assert timed["family"] == "vgg" and len(timed["load_average_before"]) == 3 and timed["env"]["cpu"]
+    records = Store(store).records()
+    grid.build(tidy(records), {r.run_id: r for r in records}, tmp_path / "out", suite=str(MINI), store_root=store)
+    points = pd.read_csv(tmp_path / "out" / "tables" / "grid_points.csv", dtype=str)
+    vgg = points[points.cell.str.contains("VGG")]
+    assert (vgg["latency (ms)"] != "–").all() and (points[points.cell.str.contains("ViT")]["latency (ms)"] == "–").all()
+    area = pd.read_csv(tmp_path / "out" / "tables" / "grid_area.csv")
+    assert set(area[area.cell.str.contains("VGG")]["cost axis"]) == {"FLOPs", "weight bytes", "latency (one pass)"}
+    assert "latency (one pass)" not in set(area[area.cell.str.contains("ViT")]["cost axis"])  # no pass, not scored
+    passes = pd.read_csv(tmp_path / "out" / "tables" / "grid_latency_passes.csv")
+    assert list(passes.family) == ["vgg"] and passes.points.iloc[0] == len(expected)
+    # a later pass never overwrites an earlier one; the report reads the latest
+    assert run_cli("latency", str(MINI), "--only", "family=vgg", "--results", str(store), "--rounds", "1",
+                   "--min-run-time", "0.01", "--busy-ok") == 0
+    assert len(list((store / "latency" / "vgg").glob("*.json"))) == 2
+    assert latency.latest_passes(store)["vgg"]["rounds"] == 1
+    assert latency.busy([100.0, 0, 0]) and not latency.busy([0.0, 0, 0])
+    capsys.readouterr()
+    (store / "latency" / "vgg" / "99999999T999999999999Z.json").write_text("{")  # a torn pass: one clear line
+    with pytest.raises(UserError, match="cannot be read.*progbench latency"):
+        latency.latest_passes(store)

@@ -19,7 +19,7 @@ TINY = """
 name: tiny
 executor: {threads_per_worker: 1}
 dataset: {name: cifar10, val_per_class: 5, train_per_class: 10, test_per_class: 5}
-budgets: {b: {epochs: 2, batch_size: 50, schedule: {name: cosine, warmup_epochs: 0}}}
+budgets: {b: {epochs: 2, batch_size: 50, precision: fp32, schedule: {name: cosine, warmup_epochs: 0}}}
 families:
   vgg: {teacher: pb_vgg_tiny, student: pb_vgg_tiny, teacher_budget: b, budget: b,
         student_kwargs: {widths: [4, 8, 8, 16, 16]}}

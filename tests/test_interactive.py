@@ -48,7 +48,9 @@ def test_page_is_offline_and_carries_the_tables_numbers(built):
     plots = figures(page)
     assert set(plots) == set(re.findall(r'<div id="([^"]+)" class="plot">', page))
     cells = {div: fig for div, fig in plots.items() if div != "plot-pwl-loading"}
-    assert {"plot-cifar10-vgg", "plot-cifar10-resnet", "plot-cifar10-vit"} <= set(cells)
+    assert {"plot-vgg", "plot-resnet", "plot-vit", "plot-vgg_c10"} <= set(cells)
+    for div, fig in cells.items():  # one protocol per plot: every trace's runs are of the plot's family
+        assert {card[1].split(" · ")[0] for t in fig["data"] for card in t["customdata"]} == {div[len("plot-"):]}
     for fig in cells.values():  # one button per cost axis, each with an x array per trace
         buttons = fig["layout"]["updatemenus"][0]["buttons"]
         assert [b["label"] for b in buttons] == [a.button for a in interactive.COST_AXES]
@@ -56,7 +58,7 @@ def test_page_is_offline_and_carries_the_tables_numbers(built):
             assert [len(x) for x in b["args"][0]["x"]] == [len(t["y"]) for t in fig["data"]]
 
     # the hover cards hold the tables' numbers: the cross-method points and the baselines, run ids included
-    traces = {t["name"].split(",")[0]: t for t in cells["plot-cifar10-vgg"]["data"]}
+    traces = {t["name"].split(",")[0]: t for t in cells["plot-vgg"]["data"]}
     points = tables(built, "crossmethod_points")
     pwl_rows = points[(points.architecture == "VGG") & (points.method == "PWL")]
     cards = traces["PWL"]["customdata"]

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .store import Record, atomic_write_text
+from .suite import task_of
 
 BUSY_LOAD_PER_CORE = 0.25  # a 1-minute load average above this many runnable tasks per core is a busy machine
 FOLDER = "latency"
@@ -35,15 +36,6 @@ def load_average() -> list[float]:
 
 def busy(load: list[float]) -> bool:
     return load[0] > BUSY_LOAD_PER_CORE * (os.cpu_count() or 1)
-
-
-def _task(record: Record):
-    from .protocol import Budget, Task
-    from .suite import DatasetSpec
-    t = dict(record.spec["task"])
-    t["dataset"] = DatasetSpec.from_dict(t["dataset"])
-    t["budget"] = Budget.from_dict(t["budget"])
-    return Task(**t)
 
 
 def rebuild(record: Record, point: str, device):
@@ -60,7 +52,7 @@ def rebuild(record: Record, point: str, device):
     if skeleton_path.is_file():
         skeleton = torch.load(skeleton_path, weights_only=False)
     elif len(record.metrics["points"]) == 1:  # one model, made before skeletons were saved: its spec builds it
-        task = _task(record)
+        task = task_of(record.spec)
         with torch.device("meta"):
             skeleton = create_model(task.arch, num_classes=task.dataset.num_classes, **task.arch_kwargs)
     else:
@@ -80,7 +72,7 @@ def time_points(records: list[Record], rounds: int = 5, min_run_time: float = 0.
     device = torch.device("cpu")
     entries = []
     for record in records:
-        task = _task(record)
+        task = task_of(record.spec)
         size = task.budget.augment_spec.resize or task.dataset.resolution
         image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))  # shape is what counts
         for p in record.metrics["points"]:

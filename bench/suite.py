@@ -51,6 +51,14 @@ TEACHER_KEYS = ("teacher", "teacher_budget", "teacher_kwargs")
 RUN_KEYS = {"method", "families", "seeds", "config", "budget", "name", "student_kwargs"}
 
 
+def task_of(spec: dict) -> Task:
+    """The :class:`Task` a resolved spec (a run's ``spec.json``) describes."""
+    t = dict(spec["task"])
+    t["dataset"] = DatasetSpec.from_dict(t["dataset"])
+    t["budget"] = Budget.from_dict(t["budget"])
+    return Task(**t)
+
+
 @dataclass
 class RunSpec:
     spec: dict
@@ -74,10 +82,7 @@ class RunSpec:
 
     @property
     def task(self) -> Task:
-        t = dict(self.spec["task"])
-        t["dataset"] = DatasetSpec.from_dict(t["dataset"])
-        t["budget"] = Budget.from_dict(t["budget"])
-        return Task(**t)
+        return task_of(self.spec)
 
 
 @dataclass

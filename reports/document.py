@@ -85,7 +85,7 @@ SECTIONS = [
             "and each claim is judged from per-seed paired differences with a 95 % interval. Latency is a scored axis "
             "only where one pass timed every point of the cell in one process, interleaved (`progbench latency`); "
             "the runs' own timings, taken each in its own process, are not compared.",
-            ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_latency_passes"]),
+            ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_latency_passes"], ["grid_anytime"]),
     Section("Claims at a glance",
             "Every claim checked, per architecture family: the verdicts of the claims tables above (their "
             "evidence columns give the numbers).", ["claims_summary"]),
@@ -264,28 +264,41 @@ def html_page(out: Path, sections) -> str:
 README_START = "<!-- headline results: written by `progbench report --readme README.md`; do not edit -->"
 README_END = "<!-- end of headline results -->"
 HEADLINE_TABLES = ("crossmethod_area", "crossmethod_winners")
+GRID_HEADLINE_TABLES = ("grid_area", "grid_winners")
+GRID_PROTOCOL = ("The `grid` suite: per cell (architecture × dataset) every method distils from the cell's one "
+                 "teacher run, learns from the same train split (all training images minus the fixed val carve) and "
+                 "trains every network it trains with the cell's one student budget; KD and scratch ladders at the "
+                 "other methods' sizes, so every budget compares trained models; 3 seeds per method, fewer marked "
+                 "'(of 3)'. Right of each cell: the training FLOPs each method's run took.")
 
 
 def headline(readme: Path, out: Path) -> str:
-    """The cross-method figure and tables (run ids left to their CSVs), with links relative to ``readme``."""
-    rel = Path(os.path.relpath(out.resolve(), readme.parent.resolve()))
-    lines = []
-    if (out / "figures" / "crossmethod_anytime.png").exists():
-        lines.append(f"![all methods, accuracy against cost]({rel.as_posix()}/figures/crossmethod_anytime.png)")
-    for name in HEADLINE_TABLES:
+    """The grid's figure and tables when the store holds grid runs (else the cpu suite's cross-method ones), run ids
+    left to their CSVs, links relative to ``readme``."""
+    rel = Path(os.path.relpath(out.resolve(), readme.parent.resolve())).as_posix()
+    grid = (out / "figures" / "grid_anytime.png").exists()
+    lines = [GRID_PROTOCOL, "", f"![every method per cell, accuracy against cost]({rel}/figures/grid_anytime.png)"] \
+        if grid else ([f"![all methods, accuracy against cost]({rel}/figures/crossmethod_anytime.png)"]
+                      if (out / "figures" / "crossmethod_anytime.png").exists() else [])
+    for name in GRID_HEADLINE_TABLES if grid else HEADLINE_TABLES:
         found = read_table(out / "tables", name)
         if found is None:
             continue
         caption, df = found
-        lines += ["", f"{caption} ([`{name}.csv`]({rel.as_posix()}/tables/{name}.csv); run ids there or in "
-                      f"`crossmethod_points.csv`)", "",
+        points = "grid_points" if grid else "crossmethod_points"
+        lines += ["", f"{caption} ([`{name}.csv`]({rel}/tables/{name}.csv); run ids there or in `{points}.csv`)", "",
                   df.drop(columns=["run ids"], errors="ignore").to_markdown(index=False, disable_numparse=True)]
+    if grid:
+        lines += ["", f"Each point, its seeds and training cost: [`grid_points.md`]({rel}/tables/grid_points.md); the "
+                      f"claims per cell with 95 % intervals: [`grid_claims.md`]({rel}/tables/grid_claims.md). The "
+                      "earlier `cpu` suite's comparison, whose methods learned from different data and budgets, "
+                      f"stays in [`reports/README.md`]({rel}/README.md) for the record."]
     cost = read_table(out / "tables", "training_cost")
     if cost is not None:
         total = cost[1].iloc[-1]
         lines += ["", f"The store's {total['runs']} runs took {total['train wall-clock (min)']} min of training and "
-                      f"{total['evaluation (min)']} min of evaluation ([`training_cost.md`]({rel.as_posix()}/tables/"
-                      f"training_cost.md); the machine: [`environments.md`]({rel.as_posix()}/tables/environments.md))."]
+                      f"{total['evaluation (min)']} min of evaluation ([`training_cost.md`]({rel}/tables/"
+                      f"training_cost.md); the machine: [`environments.md`]({rel}/tables/environments.md))."]
     return "\n".join(lines)
 
 

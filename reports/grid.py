@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from progbench import latency
-from progbench.reports.generate import changed_fields, human
+from progbench.reports.generate import STYLES, changed_fields, family_order, human, log_axis, plt, save_figure
 from progbench.reports.generate import write_table as write_rows
 from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
 from progbench.reports.sws import _fine_tuning_val, _log
@@ -37,6 +37,7 @@ from progbench.store import Record
 SUITE = "grid"
 LEARNING = 0.01  # "still learning": val top-1 rose by more than this in the last epoch of a phase
 MIN_SEEDS = 3
+LADDERS = ("kd", "scratch")  # trained at several student sizes, each size a rung of one curve
 LABELS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "bdistil": "B-DISTIL", "resched": "RESCHED",
           "noresched": "NO-RESCHED", "sws": "SWS", "des_scratch": "Des scratch", "des_pretrain": "Des pre-train"}
 ARCHITECTURES = {"vgg": "VGG", "resnet": "ResNet", "vit": "ViT"}
@@ -99,7 +100,16 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
         runs = df[df.role != "teacher"].drop_duplicates("run_id")
         own = runs.groupby("family").rung.agg(lambda r: r.value_counts().sort_index().idxmax()).to_dict()
     df["base_rung"] = df.family.map(own).fillna("{}")
+    # a method other than the ladders trained at another student size is a curve of its own (PWL, equal width)
+    other = (df.role != "teacher") & ~df.method.isin(LADDERS) & (df.rung != df.base_rung)
+    df.loc[other, "line"] = [f"{line} (student {_kwargs_label(r)})" for line, r in zip(df.line[other], df.rung[other])]
     return df
+
+
+def _kwargs_label(kwargs: str) -> str:
+    """'{"widths": [32, 64]}' -> 'widths=32+64', as generate.variant writes config changes."""
+    return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in sorted(json.loads(kwargs).items()))
 
 
 def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
@@ -191,6 +201,8 @@ def area_table(pts: pd.DataFrame) -> pd.DataFrame:
 def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for family, cell in pts.groupby("family", sort=False):
+        if (cell.line == "teacher").all():
+            continue  # only its teacher trained yet: no budget of the cell's student to fill
         for axis, axis_label in scored_axes(cell).items():
             unit = student_cost(pts, family, axis)
             row = {"cell": cell.cell.iloc[0], "cost axis": axis_label}
@@ -409,6 +421,50 @@ def _frac(b: float) -> str:
     return f"1/{round(1 / b)}" if b < 1 else f"{b:g}"
 
 
+def figure(pts: pd.DataFrame, out: Path) -> list[Path]:
+    """Per cell, side by side: test top-1 against FLOPs per image (a multiple of the cell's student) for every line
+    (ladders joined rung to rung, anytime families point to point, ablations dashed), and the training FLOPs each
+    line's run took -- what a method trains is shown beside what it reaches."""
+    from matplotlib.ticker import FuncFormatter
+    families = family_order(pts[pts.line != "teacher"].family)  # a cell with only its teacher yet has no curve
+    if not families:
+        return []
+    fig, axes = plt.subplots(len(families), 2, figsize=(10.5, 3.9 * len(families)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.7, 1]})
+    for (ax, bars), family in zip(axes, families):
+        cell = pts[pts.family == family]
+        unit = student_cost(pts, family, "flops")
+        names, costs, colors = [], [], []
+        for line, g in cell.groupby("line", sort=False):
+            method = "teacher" if line == "teacher" else g.method.iloc[0]
+            color, marker = STYLES.get(method, ("tab:olive", "D"))
+            main = line in ("teacher", LABELS.get(method, method))
+            g = g.sort_values("flops" if method in LADDERS else "point_index")
+            seeds = int(g.seeds.min())
+            ax.errorbar(g.flops / unit, g.top1 * 100, yerr=g.top1_std.fillna(0) * 100, color=color, marker=marker,
+                        markersize=9 if line == "teacher" else 5, capsize=2, linewidth=1.2 if main else 0.9,
+                        linestyle=("-" if main else "--") if len(g) > 1 else "none", alpha=1 if main else 0.6,
+                        label=f"{line} (n={seeds})")
+            runs = g[g.own_size] if method in LADDERS and g.own_size.any() else g
+            names.append(line)
+            costs.append(float(runs.train_flops.mean()))
+            colors.append(color)
+        log_axis(ax, FuncFormatter(lambda x, _: f"{x:g}×"))
+        ax.set_xlabel("FLOPs per image (× the cell's student)")
+        ax.set_ylabel("test top-1 (%)")
+        ax.set_title(f"{cell.cell.iloc[0]} ({family})", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="lower right", frameon=False)
+        y = np.arange(len(names))[::-1]
+        bars.barh(y, costs, color=colors, alpha=0.8)
+        bars.set_yticks(y, names, fontsize=7)
+        bars.set_xscale("log")
+        bars.set_xlabel("training FLOPs of the line's run (ladders: the student's size)")
+        bars.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return save_figure(fig, out, "grid_anytime")
+
+
 def passes_table(passes: dict[str, dict], families: set[str]) -> pd.DataFrame:
     rows = [{"family": family, "pass": p["file"].removesuffix(".json"), "points": len(p["points"]),
              "rounds": p["rounds"], "threads": p["threads"],
@@ -435,7 +491,8 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
         """A table with rows (a grid still training may have none yet for areas, winners or claims)."""
         return [] if table.empty else write_rows(table, folder, name, caption)
 
-    written = write_table(points_table(pts), tables, "grid_points",
+    written = figure(pts, out / "figures")
+    written += write_table(points_table(pts), tables, "grid_points",
                           "The grid (one protocol per cell: the cell's teacher run, its full train split, one student "
                           "budget for every network trained): each method's points, test top-1 mean ± std over seeds "
                           f"(fewer than {MIN_SEEDS} seeds are marked), cost per image, and what the run's training "

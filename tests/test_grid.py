@@ -26,7 +26,12 @@ def test_grid_tables(minigrid, tmp_path):
     df = tidy(records)
     written = grid.build(df, {r.run_id: r for r in records}, tmp_path, suite=str(MINI))
     names = {p.stem for p in written}
-    assert {"grid_points", "grid_area", "grid_winners", "grid_claims"} <= names
+    assert {"grid_points", "grid_area", "grid_winners", "grid_claims", "grid_anytime"} <= names
+    # the README headline comes from the grid once a store holds grid runs: protocol, figure, areas, winners
+    from progbench.reports import document
+    text = document.headline(tmp_path / "README.md", tmp_path)
+    assert text.startswith(document.GRID_PROTOCOL) and "/figures/grid_anytime.png)" in text
+    assert "grid_area.csv" in text and "grid_winners.csv" in text and "crossmethod_area" not in text
     points = pd.read_csv(tmp_path / "tables" / "grid_points.csv")
     kd = points[points.method == "KD"]
     assert len(kd) == 2 and set(kd["student kwargs"].fillna("")) == {"", '{"widths": [4, 4, 8, 8, 8]}'}

@@ -122,6 +122,7 @@ def points(df: pd.DataFrame, records: dict[str, Record], own: dict[str, str] | N
     """One row per (cell, line, rung, point) of the anytime families: seed statistics, costs, training cost;
     ``latency`` from the cell's latency pass (``timed``), NaN unless the pass timed the point in every seed."""
     fam = lines(df[df.kind == "family"], own)
+    fam = pd.concat([fam, per_stage_statistics(fam, df, records)], ignore_index=True)
     timed = timed or {}
     learning = {rid: still_learning(records[rid]) for rid in fam.run_id.unique() if rid in records}
     rows = []
@@ -140,6 +141,33 @@ def points(df: pd.DataFrame, records: dict[str, Record], own: dict[str, str] | N
             "still_learning": int(sum(learning.get(r, False) for r in runs.run_id)),
             "run_ids": " ".join(sorted(runs.run_id)),
         })
+    return pd.DataFrame(rows)
+
+
+# one colour per method in a cell (the per-paper figures reuse colours across their own few methods)
+COLORS = {"teacher": "k", "scratch": "tab:gray", "kd": "tab:blue", "pwl": "tab:red", "bdistil": "tab:orange",
+          "resched": "tab:cyan", "noresched": "tab:green", "sws": "tab:purple", "des_scratch": "tab:brown",
+          "des_pretrain": "tab:pink"}
+BN_STAT_BYTES = 4  # a re-estimated BN statistic is stored as one fp32 value
+
+
+def per_stage_statistics(fam: pd.DataFrame, df: pd.DataFrame, records: dict[str, Record]) -> pd.DataFrame:
+    """PWL's deployment with per-stage student BN statistics (``bn_restat``) as a curve of its own: each prefix
+    stage's ``<mask>-bnstat`` accuracy, at the stage's FLOPs and its weights plus the statistics it carries; the
+    all-teacher stage (no student BN left) is shared with the plain curve."""
+    extra = df[(df.kind == "extra") & (df.order == "prefix-bnstat")].set_index(["run_id", "point"])
+    rows = []
+    for _, row in fam[(fam.method == "pwl") & (fam.order == "prefix")].iterrows():
+        if not any(extra.index.get_level_values(0) == row.run_id):
+            continue
+        row = row.copy()
+        key = (row.run_id, f"{row.point}-bnstat")
+        if key in extra.index:
+            info = next(p["info"] for p in records[row.run_id].metrics["extra_points"] if p["point"] == key[1])
+            row["test_top1"], row["val_top1"] = extra.loc[key, "test_top1"], extra.loc[key, "val_top1"]
+            row["weight_bytes"] = row.weight_bytes + BN_STAT_BYTES * info["bn_statistics_values"]
+        row["line"] = f"{row.line}, per-stage BN statistics"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -437,7 +465,7 @@ def figure(pts: pd.DataFrame, out: Path) -> list[Path]:
         names, costs, colors = [], [], []
         for line, g in cell.groupby("line", sort=False):
             method = "teacher" if line == "teacher" else g.method.iloc[0]
-            color, marker = STYLES.get(method, ("tab:olive", "D"))
+            color, marker = COLORS.get(method, "tab:olive"), STYLES.get(method, (None, "D"))[1]
             main = line in ("teacher", LABELS.get(method, method))
             g = g.sort_values("flops" if method in LADDERS else "point_index")
             seeds = int(g.seeds.min())
@@ -454,7 +482,7 @@ def figure(pts: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylabel("test top-1 (%)")
         ax.set_title(f"{cell.cell.iloc[0]} ({family})", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="lower right", frameon=False)
+        ax.legend(fontsize=6.5, loc="best", framealpha=0.8)
         y = np.arange(len(names))[::-1]
         bars.barh(y, costs, color=colors, alpha=0.8)
         bars.set_yticks(y, names, fontsize=7)

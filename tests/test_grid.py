@@ -40,6 +40,12 @@ def test_grid_tables(minigrid, tmp_path):
     methods = {"PWL", "B-DISTIL", "RESCHED", "NO-RESCHED", "SWS", "Des scratch", "Des scratch, 3 ep", "Des pre-train",
                "scratch", "teacher"}  # the two scratch budgets of SWS's baselines are two curves
     assert methods <= set(points.method)
+    # PWL with per-stage BN statistics is reported beside the shared-statistics family, its statistics in its bytes
+    plain, restat = (points[points.method == m].set_index("point") for m in ("PWL", "PWL, per-stage BN statistics"))
+    assert list(restat.index) == list(plain.index)  # every prefix stage, the all-teacher one shared
+    student_stage = plain.index[0]
+    assert grid_bytes(restat.loc[student_stage, "weights"]) > grid_bytes(plain.loc[student_stage, "weights"])
+    assert restat.iloc[-1]["top-1 (%)"] == plain.iloc[-1]["top-1 (%)"]
     area = pd.read_csv(tmp_path / "tables" / "grid_area.csv")
     assert set(area.method) >= {"PWL", "B-DISTIL", "scratch"} and "KD" not in set(area.method)
     winners = pd.read_csv(tmp_path / "tables" / "grid_winners.csv")
@@ -61,6 +67,12 @@ def test_grid_tables(minigrid, tmp_path):
     partial = df[(df.family == "vgg") & ((df.role == "teacher") | smaller_kd | (df.method == "scratch"))]
     pts = grid.points(partial, {r.run_id: r for r in records}, own)
     assert set(pts[pts.line == "KD"].own_size) == {False} and set(pts[pts.line == "scratch"].own_size) == {True}
+
+
+def grid_bytes(text: str) -> float:
+    """'992.66KB' -> 992660.0, as the tables write sizes."""
+    number, unit = text[:-2] if text[-2:-1] in "KMG" else text[:-1], text[-2:-1] if text[-2:-1] in "KMG" else ""
+    return float(number) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[unit]
 
 
 def test_verdicts_and_intervals_by_hand():

@@ -21,7 +21,8 @@ class ViTEmbed(nn.Module):
         super().__init__()
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches, dim))
-        trunc_normal_(self.pos_embed, std=0.02)
+        if not self.pos_embed.is_meta:  # see vit()
+            trunc_normal_(self.pos_embed, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.patch_embed(x) + self.pos_embed
@@ -49,7 +50,9 @@ def vit(dim: int = 192, num_blocks: int = 6, layers_per_block: int = 2, num_head
     net = BlockNet(ViTEmbed(img_size, patch_size, in_chans, dim), blocks, head, [dim] * len(blocks), num_classes,
                    tokens=True)
     for m in net.modules():
-        if isinstance(m, nn.Linear):
+        # a model on the meta device (plan-time checks, FLOP counts) holds no values to initialise, and meta
+        # trunc_normal_ runs through slow Python kernels: most of a plan's time went there
+        if isinstance(m, nn.Linear) and not m.weight.is_meta:
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -321,7 +321,8 @@ def cmd_latency(args) -> int:
         path = latency.write_pass(store.root, family, {
             "family": family, "suite": suite.name, "rounds": args.rounds,
             "min_run_time_s": args.min_run_time, "threads": args.timing_threads,
-            "load_average_before": start, "load_average_after": end, "busy": latency.busy(start) or latency.busy(end),
+            "load_average_before": start, "load_average_after": end,
+            "busy": latency.busy(start),  # after the pass, the load includes the pass's own thread
             "env": env, "points": rows})
         print(f"latency {family}: written to {path} (load average {start[0]} before, {end[0]} after)")
     return 0

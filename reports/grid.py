@@ -91,7 +91,7 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
     # a method trained with two budgets in a cell (SWS's scratch baselines, short and long) is two curves
     shortest = df[df.role != "teacher"].groupby(["family", "method"]).epochs.min().to_dict()
     df["line"] = [("teacher" if role == "teacher" else
-                   (LABELS.get(m, m) if main.get((f, m)) == v else f"{LABELS.get(m, m)} ({v})")
+                   (LABELS.get(m, m) if main.get((f, m)) == v else f"{LABELS.get(m, m)} ({_beside(v, main[(f, m)])})")
                    + ("" if e == shortest.get((f, m), e) else f", {int(e)} ep"))
                   for role, f, m, v, e in zip(df.role, df.family, df.method, df.variant, df.epochs)]
     df["rung"] = student
@@ -104,6 +104,12 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
     other = (df.role != "teacher") & ~df.method.isin(LADDERS) & (df.rung != df.base_rung)
     df.loc[other, "line"] = [f"{line} (student {_kwargs_label(r)})" for line, r in zip(df.line[other], df.rung[other])]
     return df
+
+
+def _beside(variant: str, main: str) -> str:
+    """The fields of ``variant`` (``k=v;k2=v2``, as generate.variant writes them) that its method's main line lacks."""
+    mine = [f for f in variant.split(";") if f not in set(main.split(";"))]
+    return ";".join(mine) or variant
 
 
 def _kwargs_label(kwargs: str) -> str:

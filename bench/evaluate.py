@@ -108,15 +108,19 @@ def time_loading(skeleton: nn.Module, path: Path, image: torch.Tensor, device: t
             "first_inference_s": statistics.median(firsts), "load_trials": trials}
 
 
-def steady_latency(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str,
-                   min_run_time: float) -> dict:
+def latency_timer(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str) -> benchmark.Timer:
+    """One batch-1 inference ready to time; run once here, so one-time costs are never in a timing."""
     def infer():
         with torch.no_grad(), autocast(device, precision):
             model(image)
 
     infer()
-    m = benchmark.Timer(stmt="infer()", globals={"infer": infer}, num_threads=torch.get_num_threads()
-                        ).blocked_autorange(min_run_time=min_run_time)
+    return benchmark.Timer(stmt="infer()", globals={"infer": infer}, num_threads=torch.get_num_threads())
+
+
+def steady_latency(model: nn.Module, image: torch.Tensor, device: torch.device, precision: str,
+                   min_run_time: float) -> dict:
+    m = latency_timer(model, image, device, precision).blocked_autorange(min_run_time=min_run_time)
     return {"latency_s": m.median, "latency_iqr_s": m.iqr}
 
 

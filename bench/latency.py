@@ -65,10 +65,9 @@ def time_points(records: list[Record], rounds: int = 5, min_run_time: float = 0.
                 seed: int = 0, on_round=None) -> list[dict]:
     """Every point of ``records`` timed in this process, ``rounds`` times each, interleaved (see the module doc)."""
     import torch
-    from torch.utils import benchmark
 
-    from .precision import autocast
-    torch.set_num_threads(threads)
+    from .evaluate import latency_timer
+    torch.set_num_threads(threads)  # latency_timer times with this many
     device = torch.device("cpu")
     entries = []
     for record in records:
@@ -80,16 +79,7 @@ def time_points(records: list[Record], rounds: int = 5, min_run_time: float = 0.
             entries.append({"record": record, "point": p["point"], "model": model, "image": image,
                             "precision": task.budget.precision, "times": []})
 
-    def timer(entry):
-        model, image, precision = entry["model"], entry["image"], entry["precision"]
-
-        def infer():
-            with torch.no_grad(), autocast(device, precision):
-                model(image)
-        infer()  # the first call pays one-time costs in every mode; only steady state is timed
-        return benchmark.Timer(stmt="infer()", globals={"infer": infer}, num_threads=threads)
-
-    timers = [timer(e) for e in entries]
+    timers = [latency_timer(e["model"], e["image"], device, e["precision"]) for e in entries]
     order = list(range(len(entries)))
     for r in range(rounds):
         random.Random(seed + r).shuffle(order)

@@ -42,9 +42,18 @@ def variant(spec: dict) -> str:
         return "default"
     defaults = json.loads(canonical_json({f.name: f.default if f.default is not MISSING else f.default_factory()
                                           for f in fields(cls.Config)}))
-    changed = {k: v for k, v in spec["config"].items() if defaults.get(k) != v}
-    return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(changed.items())
-                    ) or "default"
+    return fields_label({k: v for k, v in spec["config"].items() if defaults.get(k) != v}) or "default"
+
+
+def fields_label(fields: dict) -> str:
+    """``{"drop": ["cross"], "T": 2}`` -> ``T=2;drop=cross``: config (or architecture) fields as labels write them."""
+    return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(fields.items()))
+
+
+def config_change(config: str, main: str) -> str:
+    """The fields of the JSON config ``config`` that differ from the JSON config ``main`` (``drop=cross``)."""
+    mine, theirs = json.loads(config), json.loads(main)
+    return fields_label({k: v for k, v in mine.items() if theirs.get(k) != v})
 
 
 def changed_fields(variant_name: str) -> int:

@@ -28,7 +28,17 @@ import numpy as np
 import pandas as pd
 
 from progbench import latency
-from progbench.reports.generate import STYLES, changed_fields, family_order, human, log_axis, plt, save_figure
+from progbench.reports.generate import (
+    STYLES,
+    changed_fields,
+    config_change,
+    family_order,
+    fields_label,
+    human,
+    log_axis,
+    plt,
+    save_figure,
+)
 from progbench.reports.generate import write_table as write_rows
 from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
 from progbench.reports.sws import _fine_tuning_val, _log
@@ -85,15 +95,17 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
     its changed fields for ablations; ladder rungs share their method's line) and ``rung`` (the student's size)."""
     df = df.copy()
     student = df.arch_kwargs.where(df.arch_kwargs.notna(), "{}")
-    main = {}
+    main = {}  # (family, method) -> the main line's variant and config
     for (family, method), g in df[df.role != "teacher"].groupby(["family", "method"]):
-        main[(family, method)] = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
+        v = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
+        main[(family, method)] = v, g[g.variant == v].config.iloc[0]
     # a method trained with two budgets in a cell (SWS's scratch baselines, short and long) is two curves
     shortest = df[df.role != "teacher"].groupby(["family", "method"]).epochs.min().to_dict()
     df["line"] = [("teacher" if role == "teacher" else
-                   (LABELS.get(m, m) if main.get((f, m)) == v else f"{LABELS.get(m, m)} ({_beside(v, main[(f, m)])})")
+                   (LABELS.get(m, m) if main[(f, m)][0] == v
+                    else f"{LABELS.get(m, m)} ({config_change(c, main[(f, m)][1]) or v})")
                    + ("" if e == shortest.get((f, m), e) else f", {int(e)} ep"))
-                  for role, f, m, v, e in zip(df.role, df.family, df.method, df.variant, df.epochs)]
+                  for role, f, m, v, c, e in zip(df.role, df.family, df.method, df.variant, df.config, df.epochs)]
     df["rung"] = student
     # the family's own student: as the suite declares it (``own``), else the kwargs most of the cell's runs train with
     if own is None:
@@ -102,20 +114,9 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
     df["base_rung"] = df.family.map(own).fillna("{}")
     # a method other than the ladders trained at another student size is a curve of its own (PWL, equal width)
     other = (df.role != "teacher") & ~df.method.isin(LADDERS) & (df.rung != df.base_rung)
-    df.loc[other, "line"] = [f"{line} (student {_kwargs_label(r)})" for line, r in zip(df.line[other], df.rung[other])]
+    df.loc[other, "line"] = [f"{line} (student {fields_label(json.loads(r))})"
+                             for line, r in zip(df.line[other], df.rung[other])]
     return df
-
-
-def _beside(variant: str, main: str) -> str:
-    """The fields of ``variant`` (``k=v;k2=v2``, as generate.variant writes them) that its method's main line lacks."""
-    mine = [f for f in variant.split(";") if f not in set(main.split(";"))]
-    return ";".join(mine) or variant
-
-
-def _kwargs_label(kwargs: str) -> str:
-    """'{"widths": [32, 64]}' -> 'widths=32+64', as generate.variant writes config changes."""
-    return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k, v in sorted(json.loads(kwargs).items()))
 
 
 def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
@@ -162,10 +163,9 @@ def per_stage_statistics(fam: pd.DataFrame, df: pd.DataFrame, records: dict[str,
     stage's ``<mask>-bnstat`` accuracy, at the stage's FLOPs and its weights plus the statistics it carries; the
     all-teacher stage (no student BN left) is shared with the plain curve."""
     extra = df[(df.kind == "extra") & (df.order == "prefix-bnstat")].set_index(["run_id", "point"])
+    restat_runs = set(extra.index.get_level_values(0))
     rows = []
-    for _, row in fam[(fam.method == "pwl") & (fam.order == "prefix")].iterrows():
-        if not any(extra.index.get_level_values(0) == row.run_id):
-            continue
+    for _, row in fam[(fam.method == "pwl") & (fam.order == "prefix") & fam.run_id.isin(restat_runs)].iterrows():
         row = row.copy()
         key = (row.run_id, f"{row.point}-bnstat")
         if key in extra.index:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from progbench.errors import UserError
 from progbench.protocol import get_method
 from progbench.reports import document, pwl
 from progbench.reports.crossmethod import ARCHITECTURES, architecture
-from progbench.reports.generate import FAMILY_ORDER, changed_fields, family_order, human, mean_std, slug
+from progbench.reports.generate import FAMILY_ORDER, changed_fields, config_change, family_order, human, mean_std, slug
 from progbench.store import Record
 
 PAGE = "index.html"
@@ -117,13 +116,6 @@ def _cell_order(cells) -> list[tuple[str, str]]:
     return sorted(set(cells), key=lambda c: (c[0], rank.get(c[1], len(rank)), c[1]))
 
 
-def _config_change(config: str, main: str) -> str:
-    """The config fields of ``config`` that differ from ``main`` (``drop=cross``), as generate.variant writes them."""
-    mine, theirs = json.loads(config), json.loads(main)
-    return ";".join(f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k, v in sorted(mine.items()) if theirs.get(k) != v)
-
-
 def _plot(div_id: str, fig: go.Figure) -> str:
     """A plot's element and the call that draws it; the figure as JSON from one fixed encoder, safe inside a script
     element."""
@@ -147,7 +139,7 @@ def _settings(cell: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame, bool, str]]
         budgets = {key[6] for key, _ in mine}
         for key, g in ranked:
             notes = []
-            change = _config_change(key[5], main_config)
+            change = config_change(key[5], main_config)
             if change:
                 notes.append(change)
             if len(budgets) > 1:
@@ -295,7 +287,8 @@ def explorer(df: pd.DataFrame, cells: dict[str, tuple[str, str]]) -> list[str]:
     run, one train split, one budget), so runs of different protocols never share a plot."""
     rows = df[df.kind == "family"]
     parts = []
-    for family in sorted(set(rows.family), key=lambda f: (_cell_order(cells.values()).index(cells[f]), f)):
+    order = _cell_order(cells.values())
+    for family in sorted(set(rows.family), key=lambda f: (order.index(cells[f]), f)):
         cell = rows[rows.family == family]
         dataset, cell_architecture = cells[family]
         div_id = f"plot-{slug(family)}".lower()

@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timing-threads", type=int, default=1, help="intra-op threads while timing (default 1)")
     p.add_argument("--min-run-time", type=float, default=0.2,
                    help="seconds each point is run for in each round (torch.utils.benchmark; default 0.2)")
+    p.add_argument("--load-trials", type=int, default=7,
+                   help="trials of each progressive loading timeline measured again (warm and cold; default 7)")
     p.add_argument("--busy-ok", action="store_true",
                    help="time even when the load average says the machine is busy (the pass is marked busy)")
     _placement(p)
@@ -291,8 +293,8 @@ def cmd_latency(args) -> int:
     from .env import environment
     from .errors import UserError
     from .store import Store
-    if args.rounds < 1 or args.timing_threads < 1 or not args.min_run_time > 0:
-        raise UserError("--rounds and --timing-threads must be at least 1 and --min-run-time above 0")
+    if args.rounds < 1 or args.timing_threads < 1 or args.load_trials < 1 or not args.min_run_time > 0:
+        raise UserError("--rounds, --timing-threads and --load-trials must be at least 1 and --min-run-time above 0")
     suite = _suite(args)
     store = Store(args.results)
     families: dict[str, list] = {}
@@ -317,13 +319,15 @@ def cmd_latency(args) -> int:
         rows = latency.time_points(records, rounds=args.rounds, min_run_time=args.min_run_time,
                                    threads=args.timing_threads,
                                    on_round=lambda r, n: print(f"  round {r}/{n}", flush=True))
+        timelines = latency.time_loading(records, args.load_trials, threads=args.timing_threads,
+                                         on_run=lambda rid: print(f"  loading timeline of {rid}", flush=True))
         end = latency.load_average()
         path = latency.write_pass(store.root, family, {
             "family": family, "suite": suite.name, "rounds": args.rounds,
             "min_run_time_s": args.min_run_time, "threads": args.timing_threads,
             "load_average_before": start, "load_average_after": end,
             "busy": latency.busy(start),  # after the pass, the load includes the pass's own thread
-            "env": env, "points": rows})
+            "env": env, "points": rows, **({"loading": timelines} if timelines else {})})
         print(f"latency {family}: written to {path} (load average {start[0]} before, {end[0]} after)")
     return 0
 

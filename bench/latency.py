@@ -9,6 +9,11 @@ each round times every point once (``torch.utils.benchmark``, batch 1), in an or
 every point sees the same conditions. A point's latency is the median of its rounds. The load average before and after
 is recorded, and a pass refuses to start on a busy machine unless told otherwise (it is then marked busy).
 
+A pass also measures again, on the same quiet machine, the progressive loading timeline of every run that left one
+(``work/stages``: the stage files of PWL and B-DISTIL runs), each in a fresh process as the run itself did
+(``progressive.measure``); the report reads a run's timeline from the latest pass that measured it, else from the
+run's own record.
+
 Passes are written as ``results/latency/<family>/<UTC time>.json`` and never overwritten; the report scores the
 latency axis of a cell from its latest pass. Point weights live in each run's ``work/`` folder, which stays on the
 machine that trained it, so a pass runs there.
@@ -90,6 +95,29 @@ def time_points(records: list[Record], rounds: int = 5, min_run_time: float = 0.
     return [{"run_id": e["record"].run_id, "point": e["point"], "latency_s": statistics.median(e["times"]),
              "latency_min_s": min(e["times"]), "latency_max_s": max(e["times"]), "round_s": e["times"]}
             for e in entries]
+
+
+def time_loading(records: list[Record], trials: int, threads: int = 1, on_run=None) -> dict[str, dict]:
+    """run id -> its progressive loading timeline measured again now (runs without stage files are left out)."""
+    import torch
+
+    from . import progressive
+    torch.set_num_threads(threads)  # the measuring process is given this process's thread count
+    timelines = {}
+    for record in records:
+        stages = record.path / "work" / "stages"
+        if not (stages / progressive.INDEX).is_file():
+            continue
+        timelines[record.run_id] = progressive.measure(stages, trials, torch.device("cpu"),
+                                                       task_of(record.spec).budget.precision)
+        if on_run:
+            on_run(record.run_id)
+    return timelines
+
+
+def pass_timelines(passes: dict[str, dict]) -> dict[str, dict]:
+    """run id -> the progressive loading timeline its cell's latest pass measured (passes without one: none)."""
+    return {rid: tl for one in passes.values() for rid, tl in one.get("loading", {}).items()}
 
 
 def write_pass(store_root: Path, family: str, payload: dict) -> Path:

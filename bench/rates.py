@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -73,10 +72,10 @@ def fit(flops: list[float], images: list[float], phases: list[float], seconds: l
 def _phases(record) -> int:
     """How many phases a finished run trained (its log's phase names)."""
     try:
-        lines = (record.path / "log.jsonl").read_text().splitlines()
+        rows = record.log()
     except OSError:
         return 1
-    return max(1, len({json.loads(line).get("phase") for line in lines if line.strip()}))
+    return max(1, len({row.get("phase") for row in rows}))
 
 
 def measured(records: list, machine: str) -> dict[tuple, tuple[float, float, float, int]]:

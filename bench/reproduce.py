@@ -78,10 +78,6 @@ def seed_scratch_store(committed: Store, scratch: Store, teacher_ids: list[str])
         os.replace(tmp, scratch.run_dir(rid))
 
 
-def _log_rows(record: Record) -> list[dict]:
-    return [json.loads(line) for line in (record.path / "log.jsonl").read_text().splitlines()]
-
-
 def compare_records(committed: Record, fresh: Record) -> list[Moved]:
     """Every compared quantity of one run: the operating points (by name) and their metrics, the predictions (max
     |logit difference|), the per-epoch log (losses, val accuracy, lr), training counts and parameter counts, a
@@ -106,7 +102,7 @@ def compare_records(committed: Record, fresh: Record) -> list[Moved]:
         same_shape = name in old_logits and name in new_logits and old_logits[name].shape == new_logits[name].shape
         diff = (old_logits[name].float() - new_logits[name].float()).abs().max().item() if same_shape else nan
         out.append(Moved(rid, f"{name}.predictions (max |logit diff|)", 0.0, diff, True))
-    old_log, new_log = _log_rows(committed), _log_rows(fresh)
+    old_log, new_log = committed.log(), fresh.log()
     differing = sum(any(k not in TIMED_LOG_FIELDS and b.get(k, nan) != v for k, v in a.items())
                     for a, b in zip(old_log, new_log)) + abs(len(old_log) - len(new_log))
     out.append(Moved(rid, "log rows that differ (losses, val top-1, lr, counts)", 0.0, float(differing), True))

@@ -119,6 +119,10 @@ class Record:
         """The environment the record was written in (``env.json``)."""
         return json.loads((self.path / "env.json").read_text())
 
+    def log(self) -> list[dict]:
+        """The run's per-epoch log (``log.jsonl``), one dict per row."""
+        return [json.loads(line) for line in (self.path / "log.jsonl").read_text().splitlines() if line.strip()]
+
     @property
     def teacher_weights(self) -> Path:
         return self.path / "teacher.safetensors"

@@ -65,16 +65,7 @@ SECTIONS = [
             "be read and it has no public code, so no published numbers stand beside ours (see "
             "`docs/methods/bdistil.md` for what is ours).",
             ["bdistil_stages", "bdistil_connections", "bdistil_claims"], ["bdistil_accuracy_vs_cost"]),
-    Section("Across methods",
-            "All five methods on the same axes, per architecture, on the CIFAR-10 test set: accuracy against "
-            "FLOPs per image, bytes of weights loaded and measured batch-1 latency, each as a fraction of the "
-            "architecture's teacher. A method's anytime curve is the best accuracy among its points within a "
-            "budget; its area is that curve's mean over budgets log-uniform from the panel's cheapest point to the "
-            "teacher's cost (chance below the method's cheapest point). B-DISTIL and SWS learn from train subsets "
-            "and SWS from the ResNet teacher (their labels say so), so their curves are not like-for-like with "
-            "the full-data students: read them as each method under the suite's CPU budget.",
-            ["crossmethod_area", "crossmethod_winners", "crossmethod_points"], ["crossmethod_anytime"]),
-    Section("The grid: every method under one protocol per cell",
+    Section("Across methods: the grid, one protocol per cell",
             "The `grid` suite's protocol, per cell (architecture × dataset: VGG, ResNet, ViT on CIFAR-10 at 32 px and "
             "on Imagenette at 64 px): every method distils from the cell's one teacher run, learns from the same "
             "train split (all training images minus the fixed val carve) and trains every network it trains with "
@@ -86,6 +77,16 @@ SECTIONS = [
             "only where one pass timed every point of the cell in one process, interleaved (`progbench latency`); "
             "the runs' own timings, taken each in its own process, are not compared.",
             ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_latency_passes"], ["grid_anytime"]),
+    Section("Across methods in the earlier cpu suite (for the record, not like for like)",
+            "The cpu suite's comparison, kept for the record; the grid above replaces it. All five methods on the "
+            "same axes, per architecture, on the CIFAR-10 test set: accuracy against FLOPs per image, bytes of "
+            "weights loaded and measured batch-1 latency, each as a fraction of the architecture's teacher. A "
+            "method's anytime curve is the best accuracy among its points within a budget; its area is that curve's "
+            "mean over budgets log-uniform from the panel's cheapest point to the teacher's cost (chance below the "
+            "method's cheapest point). B-DISTIL and SWS learn from train subsets and SWS from the ResNet teacher "
+            "(their labels say so), so their curves are not like-for-like with the full-data students: read them as "
+            "each method under the suite's CPU budget.",
+            ["crossmethod_area", "crossmethod_winners", "crossmethod_points"], ["crossmethod_anytime"]),
     Section("Claims at a glance",
             "Every claim checked, per architecture family: the verdicts of the claims tables above (their "
             "evidence columns give the numbers).", ["claims_summary"]),

@@ -292,7 +292,7 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
     from progbench.reports import document  # last: it assembles what the others wrote
     written += document.build(records, out)
     from progbench.reports import interactive  # after the document: it reads the same tables
-    written += interactive.build(df, by_id, out)
+    written += interactive.build(df, by_id, out, mains=grid.main_configs(grid.grid_runs()))
     if readme:
         written.append(document.update_readme(Path(readme), out))
     return written

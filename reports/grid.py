@@ -19,6 +19,7 @@ Only runs of the grid suite enter (the cpu suite's records stay in the store and
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -41,7 +42,7 @@ from progbench.reports.generate import (
 )
 from progbench.reports.generate import write_table as write_rows
 from progbench.reports.pwl import MONOTONE_TOLERANCE, TARGET_FIRST
-from progbench.reports.sws import _fine_tuning_val, _log
+from progbench.reports.sws import fine_tuning_val, run_log
 from progbench.store import Record
 
 SUITE = "grid"
@@ -59,20 +60,32 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 # --- which runs, and their points ---------------------------------------------------------------------------------
+@functools.cache  # the report reads it twice (this section, the interactive page); loading it takes seconds
 def grid_runs(suite: str = SUITE) -> list:
     from progbench.suite import load_suite
     return load_suite(suite).runs
+
+
+def _unnamed_students(runs) -> list:
+    """The suite's unnamed student entries: each method's main configuration at the family's own student."""
+    return [r for r in runs if not r.is_teacher and r.label == f"{r.method}-{r.family}-s{r.seed}"]
 
 
 def own_students(runs) -> dict[str, str]:
     """family -> the kwargs of the family's own student (as the report's ``arch_kwargs`` column writes them): those
     of the suite's unnamed student entries, so a cell still training has the same unit of cost as a finished one."""
     found: dict[str, Counter] = {}
-    for r in runs:
-        if not r.is_teacher and r.label == f"{r.method}-{r.family}-s{r.seed}":
-            kwargs = json.dumps(r.spec["task"].get("arch_kwargs", {}), sort_keys=True)
-            found.setdefault(r.family, Counter())[kwargs] += 1
+    for r in _unnamed_students(runs):
+        kwargs = json.dumps(r.spec["task"].get("arch_kwargs", {}), sort_keys=True)
+        found.setdefault(r.family, Counter())[kwargs] += 1
     return {family: counts.most_common(1)[0][0] for family, counts in found.items()}
+
+
+def main_configs(runs) -> dict[tuple[str, str], str]:
+    """(family, method) -> the config of the method's main line (as the report's ``config`` column writes it): the
+    suite's unnamed entry, so a variant decided against on val is never drawn as the main line, even while the main
+    line is still training."""
+    return {(r.family, r.method): json.dumps(r.spec["config"], sort_keys=True) for r in _unnamed_students(runs)}
 
 
 def cell_label(g: pd.DataFrame) -> str:
@@ -82,7 +95,7 @@ def cell_label(g: pd.DataFrame) -> str:
 
 def still_learning(record: Record) -> bool:
     """Whether val top-1 rose by more than :data:`LEARNING` in the last epoch of any phase that was validated."""
-    rows = [json.loads(x) for x in (record.path / "log.jsonl").read_text().splitlines()]
+    rows = record.log()
     last: dict[str, list[float]] = {}
     for row in rows:
         if row.get("val_top1") is not None:
@@ -90,20 +103,23 @@ def still_learning(record: Record) -> bool:
     return any(len(v) >= 2 and v[-1] - v[-2] > LEARNING for v in last.values())
 
 
-def lines(df: pd.DataFrame, own: dict[str, str] | None = None) -> pd.DataFrame:
+def lines(df: pd.DataFrame, own: dict[str, str] | None = None,
+          mains: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """Grid rows with a ``line`` (the curve a point belongs to: a method's main configuration, or the method with
-    its changed fields for ablations; ladder rungs share their method's line) and ``rung`` (the student's size)."""
+    its changed fields for ablations; ladder rungs share their method's line) and ``rung`` (the student's size).
+    ``mains``: (family, method) -> the main line's config (:func:`main_configs`); else the variant trained that
+    changes fewest fields."""
     df = df.copy()
     student = df.arch_kwargs.where(df.arch_kwargs.notna(), "{}")
-    main = {}  # (family, method) -> the main line's variant and config
+    main = {}  # (family, method) -> the main line's config
     for (family, method), g in df[df.role != "teacher"].groupby(["family", "method"]):
         v = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
-        main[(family, method)] = v, g[g.variant == v].config.iloc[0]
+        main[(family, method)] = (mains or {}).get((family, method), g[g.variant == v].config.iloc[0])
     # a method trained with two budgets in a cell (SWS's scratch baselines, short and long) is two curves
     shortest = df[df.role != "teacher"].groupby(["family", "method"]).epochs.min().to_dict()
     df["line"] = [("teacher" if role == "teacher" else
-                   (LABELS.get(m, m) if main[(f, m)][0] == v
-                    else f"{LABELS.get(m, m)} ({config_change(c, main[(f, m)][1]) or v})")
+                   (LABELS.get(m, m) if main[(f, m)] == c
+                    else f"{LABELS.get(m, m)} ({config_change(c, main[(f, m)]) or v})")
                    + ("" if e == shortest.get((f, m), e) else f", {int(e)} ep"))
                   for role, f, m, v, c, e in zip(df.role, df.family, df.method, df.variant, df.config, df.epochs)]
     df["rung"] = student
@@ -125,10 +141,11 @@ def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
 
 
 def points(df: pd.DataFrame, records: dict[str, Record], own: dict[str, str] | None = None,
-           timed: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
+           timed: dict[tuple[str, str], float] | None = None,
+           mains: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """One row per (cell, line, rung, point) of the anytime families: seed statistics, costs, training cost;
     ``latency`` from the cell's latency pass (``timed``), NaN unless the pass timed the point in every seed."""
-    fam = lines(df[df.kind == "family"], own)
+    fam = lines(df[df.kind == "family"], own, mains)
     fam = pd.concat([fam, per_stage_statistics(fam, df, records)], ignore_index=True)
     timed = timed or {}
     learning = {rid: still_learning(records[rid]) for rid in fam.run_id.unique() if rid in records}
@@ -319,17 +336,19 @@ def _depth_values(g: pd.DataFrame) -> pd.Series:
     return g.set_index(g.depth.astype(int)).test_top1.astype(float)
 
 
-def first_answer_ratios(df: pd.DataFrame, records: dict[str, Record]) -> dict[str, float]:
-    """Per PWL run with a measured loading timeline: stage 0's first answer over the student loaded whole's, the
-    larger of warm and cold cache (``reports/pwl.py``'s P4 measure)."""
+def first_answer_ratios(df: pd.DataFrame, records: dict[str, Record], remeasured: dict[str, dict] | None = None
+                        ) -> dict[str, float]:
+    """Per PWL run with a measured loading timeline (a latency pass's, else the run's own): stage 0's first answer
+    over the student loaded whole's, the larger of warm and cold cache (``reports/pwl.py``'s P4 measure)."""
     from progbench.reports.pwl import loading_ratios, timeline_frame
-    tl = timeline_frame(df[df.line == "PWL"], records, variant=None)
+    tl = timeline_frame(df[df.line == "PWL"], records, variant=None, remeasured=remeasured)
     if tl.empty:
         return {}
     return loading_ratios(tl).groupby("run_id").first_answer.max().to_dict()
 
 
-def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None) -> pd.DataFrame:
+def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None,
+                 remeasured: dict[str, dict] | None = None) -> pd.DataFrame:
     """P1-P5, B1-B3 and S1-S4 (ids as in ``docs/claims.md``) per cell, each from per-seed paired differences
     (seed s of one method against seed s of the other: same data order and augmentation); P2, P4 and S2 read the
     runs' records (predictions, loading timelines, logs) when given."""
@@ -363,13 +382,14 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None) -> 
                     [float(g[g.order == "prefix"].test_top1.iloc[-1] - teacher.iloc[0]) for g in pwl.values()],
                     -0.001, True, "per seed, the all-teacher stage minus the cell's teacher run (threshold: 0.1 "
                                   "point below it)")
-            ratios = first_answer_ratios(fam, records) if records else {}
+            ratios = first_answer_ratios(fam, records, remeasured) if records else {}
             if ratios:
                 runs = {s: g.run_id.iloc[0] for s, g in pwl.items()}
                 add("P4 the first prediction comes as fast as the student's",
                     [ratios[r] for r in runs.values() if r in ratios], TARGET_FIRST, False,
                     "per seed, stage 0's first answer over the student loaded whole (larger of warm and cold cache; "
-                    "a ratio, not points)", ratio=True)
+                    "the timeline the cell's latest latency pass measured, else the run's own; a ratio, not points)",
+                    ratio=True)
             if kd:
                 add("P3 PWL student competitive with KD", [float(pwl[s].test_top1.iloc[0] - kd[s].test_top1.iloc[0])
                                                           for s in pwl if s in kd], -0.01, True,
@@ -425,8 +445,8 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None) -> 
             for s, g in sws.items():
                 mine, theirs = g.run_id.iloc[0], long[s].run_id.iloc[0] if s in long else None
                 if theirs and mine in records and theirs in records:
-                    logs = {rid: _log(records[rid]) for rid in (mine, theirs)}
-                    gaps = [_fine_tuning_val(logs, mine, d).iloc[0] - _fine_tuning_val(logs, theirs, d).iloc[-1]
+                    logs = {rid: run_log(records[rid]) for rid in (mine, theirs)}
+                    gaps = [fine_tuning_val(logs, mine, d).iloc[0] - fine_tuning_val(logs, theirs, d).iloc[-1]
                             for d in sorted(set(g.depth.astype(int)) & set(long[s].depth.astype(int)))]
                     if gaps:
                         vals.append(float(max(gaps)))
@@ -501,7 +521,7 @@ def figure(pts: pd.DataFrame, out: Path) -> list[Path]:
 
 def passes_table(passes: dict[str, dict], families: set[str]) -> pd.DataFrame:
     rows = [{"family": family, "pass": p["file"].removesuffix(".json"), "points": len(p["points"]),
-             "rounds": p["rounds"], "threads": p["threads"],
+             "loading timelines": len(p.get("loading", {})), "rounds": p["rounds"], "threads": p["threads"],
              "load average before": p["load_average_before"][0], "load average after": p["load_average_after"][0],
              "busy": "busy" if p["busy"] else "quiet", "cpu": p["env"]["cpu"]}
             for family, p in sorted(passes.items()) if family in families]
@@ -518,7 +538,8 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
         return []
     own = own_students(runs)
     passes = latency.latest_passes(store_root) if store_root else {}
-    pts = points(grid, records, own, pass_latencies(passes))
+    mains = main_configs(runs)
+    pts = points(grid, records, own, pass_latencies(passes), mains)
     tables = out / "tables"
 
     def write_table(table: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:
@@ -543,7 +564,8 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = 
                            "The grid: the most accurate trained point within each budget (a fraction of the cell's KD "
                            "student's cost), its lead over the next method; '≈' when the lead is within the larger "
                            "seed std.")
-    written += write_table(claims_table(lines(grid, own), records), tables, "grid_claims",
+    written += write_table(claims_table(lines(grid, own, mains), records, latency.pass_timelines(passes)), tables,
+                           "grid_claims",
                            "The grid: the papers' claims per cell, from per-seed paired differences (seed s against "
                            "seed s), mean ± std and a 95 % t interval; holds / does not hold when the interval lies on "
                            "one side of the threshold, inconclusive when it straddles it or has fewer than 2 seeds.")

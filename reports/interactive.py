@@ -125,17 +125,22 @@ def _plot(div_id: str, fig: go.Figure) -> str:
     return f'<div id="{div_id}" class="plot"></div>\n<script>Plotly.newPlot("{div_id}", {data});</script>'
 
 
-def _settings(cell: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame, bool, str]]:
+def _settings(cell: pd.DataFrame, mains: dict[tuple[str, str], str] | None = None
+              ) -> list[tuple[tuple, pd.DataFrame, bool, str]]:
     """The cell's traces: (setting, rows, shown at first, note on what differs from the model's main setting). A
-    model's main setting changes fewest config fields (then has most seeds); settings that change as few are shown
-    too (SWS's scratch baseline at two budgets), the others (ablations) start hidden."""
+    model's main setting is its suite's main configuration where ``mains`` ((family, method) -> config) names one,
+    else the one that changes fewest config fields (then has most seeds); settings with the main configuration or
+    changing as few fields are shown too (SWS's scratch baseline at two budgets), the others (ablations, variants
+    decided against on val) start hidden."""
     groups = list(cell.groupby(SETTING, sort=True, dropna=False))  # a teacher has no teacher_arch
     traces = []
     for model in [m for m in MODELS if m in set(cell.model)] + sorted(set(cell.model) - set(MODELS)):
         mine = [(key, g) for key, g in groups if key[0] == model]
-        ranked = sorted(mine, key=lambda kg: (changed_fields(kg[1].variant.iloc[0]), -kg[1].seed.nunique(), kg[0][5]))
+        declared = (mains or {}).get((cell.family.iloc[0], model))
+        ranked = sorted(mine, key=lambda kg: (declared is not None and kg[0][5] != declared,
+                                              changed_fields(kg[1].variant.iloc[0]), -kg[1].seed.nunique(), kg[0][5]))
         fewest = changed_fields(ranked[0][1].variant.iloc[0])
-        main_config = ranked[0][0][5]
+        main_config = declared or ranked[0][0][5]
         budgets = {key[6] for key, _ in mine}
         for key, g in ranked:
             notes = []
@@ -144,7 +149,9 @@ def _settings(cell: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame, bool, str]]
                 notes.append(change)
             if len(budgets) > 1:
                 notes.append(f"{int(key[6])} ep")
-            traces.append((key, g, changed_fields(g.variant.iloc[0]) == fewest, ", ".join(notes)))
+            shown = (key[5] == declared if any(k[5] == declared for k, _ in mine)
+                     else changed_fields(g.variant.iloc[0]) == fewest)
+            traces.append((key, g, shown, ", ".join(notes)))
     return traces
 
 
@@ -234,12 +241,13 @@ def _trace_points(g: pd.DataFrame) -> dict:
     return points
 
 
-def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str, family: str) -> go.Figure:
+def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str, family: str,
+                mains: dict[tuple[str, str], str] | None = None) -> go.Figure:
     """Test top-1 against a cost axis picked by the buttons (FLOPs first), one trace per setting of each model."""
     fig = go.Figure(layout={"template": "none"})
     xs, x_errors = [], []
     settings_per_model: Counter = Counter()
-    for key, g, shown, note in _settings(cell):
+    for key, g, shown, note in _settings(cell, mains):
         model = key[0]
         _, color, symbol = MODELS.get(model, (model, *OTHER_MODEL))
         pts = _trace_points(g)
@@ -282,7 +290,8 @@ def cell_figure(cell: pd.DataFrame, dataset: str, cell_architecture: str, family
     return fig
 
 
-def explorer(df: pd.DataFrame, cells: dict[str, tuple[str, str]]) -> list[str]:
+def explorer(df: pd.DataFrame, cells: dict[str, tuple[str, str]], mains: dict[tuple[str, str], str] | None = None
+             ) -> list[str]:
     """One heading and plot per family, in dataset then architecture order: a family is one protocol (one teacher
     run, one train split, one budget), so runs of different protocols never share a plot."""
     rows = df[df.kind == "family"]
@@ -294,7 +303,7 @@ def explorer(df: pd.DataFrame, cells: dict[str, tuple[str, str]]) -> list[str]:
         div_id = f"plot-{slug(family)}".lower()
         parts.append(f"<h3>{html.escape(dataset)} · {html.escape(cell_architecture)} · family "
                      f"<code>{html.escape(family)}</code></h3>")
-        parts.append(_plot(div_id, cell_figure(cell, dataset, cell_architecture, family)))
+        parts.append(_plot(div_id, cell_figure(cell, dataset, cell_architecture, family, mains)))
     return parts
 
 
@@ -425,7 +434,8 @@ def table_html(name: str, caption: str, df: pd.DataFrame) -> str:
             + "".join(rows) + "</tbody></table></div>")
 
 
-def page(df: pd.DataFrame, records: dict[str, Record], out: Path) -> str:
+def page(df: pd.DataFrame, records: dict[str, Record], out: Path,
+         mains: dict[tuple[str, str], str] | None = None) -> str:
     tables = out / "tables"
     cells = family_cells(df)
     sections = document.present_sections(out)
@@ -446,7 +456,7 @@ def page(df: pd.DataFrame, records: dict[str, Record], out: Path) -> str:
             "hidden. Hover a point for its method, point, accuracy, cost, seeds and run ids. Training cost is a "
             "run's, so a run's points share it; timed costs (latency, load time, training time) are means over "
             "seeds with their std as horizontal bars.</p>",
-            *explorer(df, cells)]
+            *explorer(df, cells, mains)]
     for section, section_tables, figures in sections:
         intro = CLAIMS_INTRO if "claims_summary" in section.tables else section.intro
         body.append(f'<h2 id="{document.anchor(section.title)}">{html.escape(section.title)}</h2>'
@@ -475,12 +485,14 @@ def page(df: pd.DataFrame, records: dict[str, Record], out: Path) -> str:
             + "\n".join(body) + f'\n<script src="{ASSETS}/tables.js"></script>\n</body></html>\n')
 
 
-def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]:
-    """``index.html`` and its assets (plotly.js as the installed plotly ships it, the tables' script)."""
+def build(df: pd.DataFrame, records: dict[str, Record], out: Path,
+          mains: dict[tuple[str, str], str] | None = None) -> list[Path]:
+    """``index.html`` and its assets (plotly.js as the installed plotly ships it, the tables' script); ``mains``:
+    (family, method) -> the main configuration a suite declares (``grid.main_configs``)."""
     assets = out / ASSETS
     assets.mkdir(parents=True, exist_ok=True)
     written = [assets / "plotly.min.js", assets / "tables.js", out / PAGE]
     written[0].write_text(get_plotlyjs(), encoding="utf-8")
     written[1].write_bytes(TABLES_JS.read_bytes())
-    written[2].write_text(page(df, records, out), encoding="utf-8")
+    written[2].write_text(page(df, records, out, mains), encoding="utf-8")
     return written

@@ -167,13 +167,15 @@ def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
     return out[[c for c in out.columns if c != "run ids"] + ["run ids"]].fillna("–")
 
 
-def timeline_frame(df: pd.DataFrame, records: dict[str, Record], variant: str | None = "default") -> pd.DataFrame:
+def timeline_frame(df: pd.DataFrame, records: dict[str, Record], variant: str | None = "default",
+                   remeasured: dict[str, dict] | None = None) -> pd.DataFrame:
     """One row per (PWL run, cache, stage or whole-model reference) of the measured loading timelines (of the PWL
-    runs of ``variant``; None: every PWL run in ``df``)."""
+    runs of ``variant``; None: every PWL run in ``df``): a run's timeline from ``remeasured`` (run id -> the one a
+    latency pass measured again) when it has one, else the one the run measured itself."""
     rows = []
     for run_id in sorted(_pwl(df, variant).run_id.unique()):
         rec = records[run_id]
-        loading = rec.metrics.get("progressive_loading")
+        loading = (remeasured or {}).get(run_id) or rec.metrics.get("progressive_loading")
         if not loading or "skipped" in loading:
             continue
         task = rec.spec["task"]

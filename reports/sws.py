@@ -87,11 +87,11 @@ def accuracy_table(des: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")
 
 
-def _log(record: Record) -> pd.DataFrame:
-    return pd.DataFrame([json.loads(line) for line in (record.path / "log.jsonl").read_text().splitlines()])
+def run_log(record: Record) -> pd.DataFrame:
+    return pd.DataFrame(record.log())
 
 
-def _fine_tuning_val(logs: dict[str, pd.DataFrame], rid: str, depth) -> pd.Series:
+def fine_tuning_val(logs: dict[str, pd.DataFrame], rid: str, depth) -> pd.Series:
     """Val top-1 after each fine-tuning epoch of run ``rid``'s Des-Net of ``depth`` (its log rows)."""
     log = logs[rid]
     return log[log.phase == f"finetune-d{int(depth)}"].val_top1
@@ -102,8 +102,8 @@ def epochs_table(des: pd.DataFrame, logs: dict[str, pd.DataFrame]) -> pd.DataFra
     rows = []
     fam = des[des.kind == "family"]
     for (dataset, family, label, depth), g in fam.groupby(["dataset", "family", "label", "depth"], sort=True):
-        first = [_fine_tuning_val(logs, rid, depth).iloc[0] for rid in g.run_id]
-        last = [_fine_tuning_val(logs, rid, depth).iloc[-1] for rid in g.run_id]
+        first = [fine_tuning_val(logs, rid, depth).iloc[0] for rid in g.run_id]
+        last = [fine_tuning_val(logs, rid, depth).iloc[-1] for rid in g.run_id]
         rows.append({"dataset": dataset, "family": family, "method": label, "depth": int(depth),
                      "fine-tuning epochs": int(g.epochs.iloc[0]), "seeds": len(g),
                      "val top-1 after 1 epoch (%)": mean_std(pd.Series(first)),
@@ -262,7 +262,7 @@ def _val_at(g: pd.DataFrame, logs: dict[str, pd.DataFrame], position: int) -> pd
     """Mean over runs of the val top-1 (%) after fine-tuning epoch ``position`` of each depth."""
     values: dict[int, list[float]] = {}
     for rid, depth in zip(g.run_id, g.depth):
-        values.setdefault(int(depth), []).append(_fine_tuning_val(logs, rid, depth).iloc[position])
+        values.setdefault(int(depth), []).append(fine_tuning_val(logs, rid, depth).iloc[position])
     return pd.Series({d: 100 * sum(v) / len(v) for d, v in sorted(values.items())})
 
 
@@ -307,7 +307,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path) -> list[Path]
     if des.empty:
         return []
     tables = out / "tables"
-    logs = {rid: _log(records[rid]) for rid in des.run_id.unique()}  # each run's log read once
+    logs = {rid: run_log(records[rid]) for rid in des.run_id.unique()}  # each run's log read once
     costs = cost_frame(des, logs)
     written = write_table(accuracy_table(des), tables, "sws_accuracy",
                           "SWS: test top-1 (%) by Des-Net depth, mean ± std over seeds: SWS (learngene-initialised, "

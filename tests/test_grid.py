@@ -68,6 +68,17 @@ def test_grid_tables(minigrid, tmp_path):
     pts = grid.points(partial, {r.run_id: r for r in records}, own)
     assert set(pts[pts.line == "KD"].own_size) == {False} and set(pts[pts.line == "scratch"].own_size) == {True}
 
+    # the main line is the suite's unnamed entry: a variant decided against on val is never drawn as the main line,
+    # even while the main line is still training
+    mains = grid.main_configs(grid.grid_runs(str(MINI)))
+    pwl_main = mains[("vgg", "pwl")]
+    assert '"bn_restat": true' in pwl_main
+    decided_against = {**mains, ("vgg", "pwl"): pwl_main.replace('"max_grad_norm": 1.0', '"max_grad_norm": 5.0')}
+    relabelled = grid.lines(df[df.family == "vgg"], own, decided_against)
+    pwl_lines = set(relabelled[relabelled.method == "pwl"].line)
+    assert "PWL" not in pwl_lines and "PWL (max_grad_norm=1.0)" in pwl_lines
+    assert "PWL" in set(grid.lines(df[df.family == "vgg"], own, mains).line)
+
 
 def grid_bytes(text: str) -> float:
     """'992.66KB' -> 992660.0, as the tables write sizes."""
@@ -119,6 +130,21 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
                and p["latency_s"] > 0 for p in timed["points"])
     assert timed["family"] == "vgg" and len(timed["load_average_before"]) == 3 and timed["env"]["cpu"]
     records = Store(store).records()
+    # the PWL runs' loading timelines measured again, and the report reads the pass's, not the run's own
+    pwl_ids = {r.run_id for r in records if r.spec["method"] == "pwl" and r.spec["task"]["family"] == "vgg"}
+    staged = {r.run_id for r in records if r.spec["task"]["family"] == "vgg"
+              and (r.path / "work" / "stages" / "stages.json").is_file()}  # PWL's and B-DISTIL's
+    assert pwl_ids and pwl_ids <= staged and set(timed["loading"]) == staged
+    assert all(len(tl[cache]["stages"]) > 1 and tl[cache]["first"]["answer_s"] > 0
+               for tl in timed["loading"].values() for cache in ("warm", "cold"))
+    from progbench.reports.pwl import timeline_frame
+    rid = sorted(pwl_ids)[0]
+    remeasured = latency.pass_timelines(latency.latest_passes(store))
+    remeasured[rid] = json.loads(json.dumps(remeasured[rid]))
+    remeasured[rid]["warm"]["stages"][0]["answer_s"] = 123.0
+    tl = timeline_frame(tidy(records), {r.run_id: r for r in records}, variant=None, remeasured=remeasured)
+    first = tl[(tl.run_id == rid) & (tl.cache == "warm") & (tl.what == "stage") & (tl["index"] == 0)]
+    assert first.answer_s.tolist() == [123.0]
     grid.build(tidy(records), {r.run_id: r for r in records}, tmp_path / "out", suite=str(MINI), store_root=store)
     points = pd.read_csv(tmp_path / "out" / "tables" / "grid_points.csv", dtype=str)
     vgg = points[points.cell.str.contains("VGG")]

@@ -57,7 +57,6 @@ def nontiming(obj):
 def assert_same_records(store_a: Path, store_b: Path) -> None:
     """Both stores hold the same runs with every non-timing field of metrics.json and log.jsonl equal and the same
     predictions byte for byte (and teacher weights, where a run has them)."""
-    import json
 
     from progbench.store import Store
     a = {r.run_id: r for r in Store(store_a).records()}
@@ -66,7 +65,7 @@ def assert_same_records(store_a: Path, store_b: Path) -> None:
     for rid, ra in a.items():
         rb = b[rid]
         assert nontiming(ra.metrics) == nontiming(rb.metrics), rid
-        logs = [[nontiming(json.loads(x)) for x in (r.path / "log.jsonl").read_text().splitlines()] for r in (ra, rb)]
+        logs = [[nontiming(row) for row in r.log()] for r in (ra, rb)]
         assert logs[0] == logs[1], rid
         for name in ("predictions.safetensors", "teacher.safetensors"):
             if name in ra.files:

@@ -73,7 +73,7 @@ def test_compare_trains_the_method_beside_kd(compared):
         assert rec.spec["task"] == kd[rec.spec["task"]["seed"]]  # exactly the task KD gets: arch, budget, teacher
         assert [p["point"] for p in rec.metrics["points"]] == ["small", "full"]
         assert rec.metrics["points"][0]["flops"] < rec.metrics["points"][1]["flops"]
-        phases = [json.loads(line)["phase"] for line in (rec.path / "log.jsonl").read_text().splitlines()]
+        phases = [row["phase"] for row in rec.log()]
         assert phases == ["full", "full", "small", "small"]  # the full student first: it teaches the small one
 
     table = pd.read_csv(out / "comparison.csv")

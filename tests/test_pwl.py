@@ -206,8 +206,7 @@ def test_pwl_in_the_smoke_suite(smoke_store):
         assert [p["info"]["teacher_blocks"] for p in points] == list(range(len(points)))
         assert {p["info"]["order"] for p in rec.metrics["extra_points"]} <= {"suffix", "contiguous"}
         assert rec.metrics["progressive_loading"]["warm"]["stages"][-1]["point"] == points[-1]["point"]
-        log = (rec.path / "log.jsonl").read_text().splitlines()
-        assert {f"loss/{k}" for k in LOSSES} <= set(json.loads(log[0]))
+        assert {f"loss/{k}" for k in LOSSES} <= set(rec.log()[0])
 
 
 def test_pwl_report_from_the_smoke_store(smoke_store, tmp_path):

@@ -1,5 +1,4 @@
 """Whole runs: the smoke suite end to end, caching, resume after a kill, determinism, and a NaN loss."""
-import json
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ def test_smoke_suite_end_to_end(smoke_store, capsys):
         assert 0.0 <= point["test_top1"] <= point["test_top5"] <= 1.0
         assert point["params"] > 0 and point["flops"] > 0 and point["weight_bytes"] > 0
         assert point["load_s"] > 0 and point["latency_s"] > 0 and point["peak_memory_bytes"] > point["weight_bytes"]
-        log = [json.loads(line) for line in (rec.path / "log.jsonl").read_text().splitlines()]
+        log = rec.log()
         assert [row["epoch"] for row in log] == [1, 2]
         assert {"loss/ce", "loss/kd", "val_top1", "lr", "epoch_s"} <= set(log[0])
         assert rec.metrics["training"]["images_seen"] == 2 * 400 and rec.metrics["training"]["train_flops"] > 0
@@ -70,8 +69,7 @@ def _same_run(store_a: Path, store_b: Path, prefix: str) -> None:
     pa, pb = (load_file(str(r.path / "predictions.safetensors")) for r in (a, b))
     assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)
     timing = ("train_s", "epoch_s", "images_per_s")
-    logs = [[{k: v for k, v in json.loads(line).items() if k not in timing}
-             for line in (r.path / "log.jsonl").read_text().splitlines()] for r in (a, b)]
+    logs = [[{k: v for k, v in row.items() if k not in timing} for row in r.log()] for r in (a, b)]
     assert logs[0] == logs[1]
 
 

@@ -1,6 +1,5 @@
 """SWS: the stage-shared Aux-Net, the layers_source rule, Des-Net expansion, the suite's shared teacher, the smoke runs
 and the report."""
-import json
 
 import pandas as pd
 import pytest
@@ -145,10 +144,6 @@ def _records(store, method):
     return [r for r in Store(store).records() if r.spec["method"] == method]
 
 
-def _log(rec):
-    return [json.loads(line) for line in (rec.path / "log.jsonl").read_text().splitlines()]
-
-
 def test_sws_and_baselines_in_the_smoke_suite(smoke_store):
     for rec in _records(smoke_store, "sws"):
         points = rec.metrics["points"]
@@ -158,12 +153,12 @@ def test_sws_and_baselines_in_the_smoke_suite(smoke_store):
         aux = rec.metrics["extra_points"][0]
         assert aux["point"] == "aux" and aux["info"]["stages"] == [1, 2]
         assert rec.metrics["extra_params"] == aux["params"]  # the learngene: the only weights no Des-Net holds
-        log = _log(rec)
+        log = rec.log()
         assert [r["phase"] for r in log] == ["aux", "finetune-d2", "finetune-d2", "finetune-d3", "finetune-d3"]
         assert sum(r["images"] for r in log) == rec.metrics["training"]["images_seen"]  # stage costs add up
         assert sum(r["train_flops"] for r in log) == pytest.approx(rec.metrics["training"]["train_flops"])
     for rec in _records(smoke_store, "des_pretrain"):
-        assert [r["phase"] for r in _log(rec)] == ["pretrain-d2", "finetune-d2", "finetune-d2",
+        assert [r["phase"] for r in rec.log()] == ["pretrain-d2", "finetune-d2", "finetune-d2",
                                                    "pretrain-d3", "finetune-d3", "finetune-d3"]
         assert rec.metrics["extra_params"] == 0
     scratch = _records(smoke_store, "des_scratch")

@@ -230,6 +230,10 @@ def shared_area(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
     return (float(np.mean([anytime(*a, x) for x in grid])), float(np.mean([anytime(*b, x) for x in grid])), lo, hi)
 
 
+def _span(costs: pd.Series, unit: float) -> str:
+    return f"{costs.min() / unit:.3g} – {costs.max() / unit:.3g}"
+
+
 def area_table(pts: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for family, cell in pts.groupby("family", sort=False):
@@ -241,8 +245,10 @@ def area_table(pts: pd.DataFrame) -> pd.DataFrame:
                     continue
                 area, kd_area, lo, hi = shared_area((g[axis].to_numpy(), g.top1.to_numpy()),
                                                     (kd[axis].to_numpy(), kd.top1.to_numpy()))
+                shared = (f"none (its {_span(g[axis], unit)}, KD's {_span(kd[axis], unit)})" if math.isnan(area)
+                          else f"{lo / unit:.3g} – {hi / unit:.3g}")
                 rows.append({"cell": g.cell.iloc[0], "cost axis": axis_label, "method": line,
-                             "shared range (x student)": f"{lo / unit:.3g} – {hi / unit:.3g}",
+                             "shared range (x student)": shared,
                              "area (%)": _pct(area), "KD ladder area (%)": _pct(kd_area),
                              "difference (pts)": "–" if math.isnan(area) else f"{(area - kd_area) * 100:+.2f}",
                              "run ids": " ".join(sorted(set(" ".join(g.run_ids).split())))})

@@ -120,7 +120,7 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     shutil.copytree(minigrid, store)
     # --busy-ok: the tests themselves keep the machine busy; a pass for the record runs on a quiet one
     assert run_cli("latency", str(MINI), "--only", "family=vgg", "--results", str(store), "--rounds", "2",
-                   "--min-run-time", "0.01", "--busy-ok") == 0
+                   "--min-run-time", "0.01", "--load-trials", "1", "--busy-ok") == 0
     (path,) = (store / "latency" / "vgg").glob("*.json")
     timed = json.loads(path.read_text())
     expected = {(r.run_id, p["point"]) for r in Store(store).records() if r.spec["task"]["family"] == "vgg"
@@ -135,7 +135,7 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     staged = {r.run_id for r in records if r.spec["task"]["family"] == "vgg"
               and (r.path / "work" / "stages" / "stages.json").is_file()}  # PWL's and B-DISTIL's
     assert pwl_ids and pwl_ids <= staged and set(timed["loading"]) == staged
-    assert all(len(tl[cache]["stages"]) > 1 and tl[cache]["first"]["answer_s"] > 0
+    assert all(tl["trials"] == 1 and len(tl[cache]["stages"]) > 1 and tl[cache]["first"]["answer_s"] > 0
                for tl in timed["loading"].values() for cache in ("warm", "cold"))
     from progbench.reports.pwl import timeline_frame
     rid = sorted(pwl_ids)[0]
@@ -156,7 +156,7 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     assert list(passes.family) == ["vgg"] and passes.points.iloc[0] == len(expected)
     # a later pass never overwrites an earlier one; the report reads the latest
     assert run_cli("latency", str(MINI), "--only", "family=vgg", "--results", str(store), "--rounds", "1",
-                   "--min-run-time", "0.01", "--busy-ok") == 0
+                   "--min-run-time", "0.01", "--load-trials", "1", "--busy-ok") == 0
     assert len(list((store / "latency" / "vgg").glob("*.json"))) == 2
     assert latency.latest_passes(store)["vgg"]["rounds"] == 1
     assert latency.busy([100.0, 0, 0]) and not latency.busy([0.0, 0, 0])

@@ -115,6 +115,11 @@ def time_loading(records: list[Record], trials: int, threads: int = 1, on_run=No
     return timelines
 
 
+def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
+    """(run id, point) -> batch-1 latency from its cell's latest pass."""
+    return {(p["run_id"], p["point"]): p["latency_s"] for one in passes.values() for p in one["points"]}
+
+
 def pass_timelines(passes: dict[str, dict]) -> dict[str, dict]:
     """run id -> the progressive loading timeline its cell's latest pass measured (passes without one: none)."""
     return {rid: tl for one in passes.values() for rid, tl in one.get("loading", {}).items()}

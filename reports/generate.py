@@ -288,11 +288,12 @@ def build_report(results: str | Path = "results", out: str | Path = "reports", r
     written += sws.build(df, by_id, out)
     written += bdistil.build(df, by_id, out)
     written += crossmethod.build(df, out)
-    written += grid.build(df, by_id, out, store_root=Path(results))
+    grid_runs = grid.grid_runs()  # read by the grid section and, for its main configurations, the interactive page
+    written += grid.build(df, by_id, out, grid_runs, store_root=Path(results))
     from progbench.reports import document  # last: it assembles what the others wrote
     written += document.build(records, out)
     from progbench.reports import interactive  # after the document: it reads the same tables
-    written += interactive.build(df, by_id, out, mains=grid.main_configs(grid.grid_runs()))
+    written += interactive.build(df, by_id, out, mains=grid.main_configs(grid_runs))
     if readme:
         written.append(document.update_readme(Path(readme), out))
     return written

@@ -19,7 +19,6 @@ Only runs of the grid suite enter (the cpu suite's records stay in the store and
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections import Counter
@@ -60,7 +59,6 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 # --- which runs, and their points ---------------------------------------------------------------------------------
-@functools.cache  # the report reads it twice (this section, the interactive page); loading it takes seconds
 def grid_runs(suite: str = SUITE) -> list:
     from progbench.suite import load_suite
     return load_suite(suite).runs
@@ -113,8 +111,11 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None,
     student = df.arch_kwargs.where(df.arch_kwargs.notna(), "{}")
     main = {}  # (family, method) -> the main line's config
     for (family, method), g in df[df.role != "teacher"].groupby(["family", "method"]):
-        v = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
-        main[(family, method)] = (mains or {}).get((family, method), g[g.variant == v].config.iloc[0])
+        declared = (mains or {}).get((family, method))
+        if declared is None:
+            fewest = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
+            declared = g[g.variant == fewest].config.iloc[0]
+        main[(family, method)] = declared
     # a method trained with two budgets in a cell (SWS's scratch baselines, short and long) is two curves
     shortest = df[df.role != "teacher"].groupby(["family", "method"]).epochs.min().to_dict()
     df["line"] = [("teacher" if role == "teacher" else
@@ -133,11 +134,6 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None,
     df.loc[other, "line"] = [f"{line} (student {fields_label(json.loads(r))})"
                              for line, r in zip(df.line[other], df.rung[other])]
     return df
-
-
-def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
-    """(run id, point) -> batch-1 latency from its cell's latest latency pass (``progbench latency``)."""
-    return {(p["run_id"], p["point"]): p["latency_s"] for one in passes.values() for p in one["points"]}
 
 
 def points(df: pd.DataFrame, records: dict[str, Record], own: dict[str, str] | None = None,
@@ -534,18 +530,19 @@ def passes_table(passes: dict[str, dict], families: set[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build(df: pd.DataFrame, records: dict[str, Record], out: Path, suite: str = SUITE,
+def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
           store_root: Path | None = None) -> list[Path]:
+    """The grid section from ``runs`` (:func:`grid_runs`: the suite's runs, loaded once by the caller, which
+    also gives the interactive page their main configurations)."""
     if df.empty or "arch_kwargs" not in df:
         return []
-    runs = grid_runs(suite)
     grid = df[df.run_id.isin({r.run_id for r in runs})]
     if grid.empty:
         return []
     own = own_students(runs)
     passes = latency.latest_passes(store_root) if store_root else {}
     mains = main_configs(runs)
-    pts = points(grid, records, own, pass_latencies(passes), mains)
+    pts = points(grid, records, own, latency.pass_latencies(passes), mains)
     tables = out / "tables"
 
     def write_table(table: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:

@@ -142,6 +142,7 @@ def _settings(cell: pd.DataFrame, mains: dict[tuple[str, str], str] | None = Non
         fewest = changed_fields(ranked[0][1].variant.iloc[0])
         main_config = declared or ranked[0][0][5]
         budgets = {key[6] for key, _ in mine}
+        declared_trained = any(key[5] == declared for key, _ in mine)
         for key, g in ranked:
             notes = []
             change = config_change(key[5], main_config)
@@ -149,8 +150,7 @@ def _settings(cell: pd.DataFrame, mains: dict[tuple[str, str], str] | None = Non
                 notes.append(change)
             if len(budgets) > 1:
                 notes.append(f"{int(key[6])} ep")
-            shown = (key[5] == declared if any(k[5] == declared for k, _ in mine)
-                     else changed_fields(g.variant.iloc[0]) == fewest)
+            shown = key[5] == declared if declared_trained else changed_fields(g.variant.iloc[0]) == fewest
             traces.append((key, g, shown, ", ".join(notes)))
     return traces
 

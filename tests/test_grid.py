@@ -24,7 +24,7 @@ def minigrid(tmp_path_factory):
 def test_grid_tables(minigrid, tmp_path):
     records = Store(minigrid).records()
     df = tidy(records)
-    written = grid.build(df, {r.run_id: r for r in records}, tmp_path, suite=str(MINI))
+    written = grid.build(df, {r.run_id: r for r in records}, tmp_path, grid.grid_runs(str(MINI)))
     names = {p.stem for p in written}
     assert {"grid_points", "grid_area", "grid_winners", "grid_claims", "grid_anytime"} <= names
     # the README headline comes from the grid once a store holds grid runs: protocol, figure, areas, winners
@@ -145,7 +145,8 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     tl = timeline_frame(tidy(records), {r.run_id: r for r in records}, variant=None, remeasured=remeasured)
     first = tl[(tl.run_id == rid) & (tl.cache == "warm") & (tl.what == "stage") & (tl["index"] == 0)]
     assert first.answer_s.tolist() == [123.0]
-    grid.build(tidy(records), {r.run_id: r for r in records}, tmp_path / "out", suite=str(MINI), store_root=store)
+    grid.build(tidy(records), {r.run_id: r for r in records}, tmp_path / "out", grid.grid_runs(str(MINI)),
+               store_root=store)
     points = pd.read_csv(tmp_path / "out" / "tables" / "grid_points.csv", dtype=str)
     vgg = points[points.cell.str.contains("VGG")]
     assert (vgg["latency (ms)"] != "–").all() and (points[points.cell.str.contains("ViT")]["latency (ms)"] == "–").all()

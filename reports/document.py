@@ -76,7 +76,8 @@ SECTIONS = [
             "and each claim is judged from per-seed paired differences with a 95 % interval. Latency is a scored axis "
             "only where one pass timed every point of the cell in one process, interleaved (`progbench latency`); "
             "the runs' own timings, taken each in its own process, are not compared.",
-            ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_latency_passes"], ["grid_anytime"]),
+            ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_cost", "grid_latency_passes"],
+            ["grid_anytime"]),
     Section("Across methods in the earlier cpu suite (for the record, not like for like)",
             "The cpu suite's comparison, kept for the record; the grid above replaces it. All five methods on the "
             "same axes, per architecture, on the CIFAR-10 test set: accuracy against FLOPs per image, bytes of "

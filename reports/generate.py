@@ -61,6 +61,14 @@ def changed_fields(variant_name: str) -> int:
     return 0 if variant_name == "default" else len(variant_name.split(";"))
 
 
+def fallback_main(rows: pd.DataFrame) -> str:
+    """The config of a method's main line where no suite declares one (``rows``: its runs' rows with ``config``,
+    ``variant`` and ``seed``): the variant changing fewest config fields, then the one with most seeds, then the first
+    config in order -- one rule for every section and page."""
+    return min(rows.groupby("config"), key=lambda cg: (changed_fields(cg[1].variant.iloc[0]), -cg[1].seed.nunique(),
+                                                       cg[0]))[0]
+
+
 def tidy(records: list[Record]) -> pd.DataFrame:
     """One row per (run, operating point) of every complete record in the store; ``kind`` says whether the point is
     in the run's anytime family or one of its extra (accuracy-only) evaluations."""

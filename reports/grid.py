@@ -30,8 +30,8 @@ import pandas as pd
 from progbench import latency
 from progbench.reports.generate import (
     STYLES,
-    changed_fields,
     config_change,
+    fallback_main,
     family_order,
     fields_label,
     human,
@@ -106,16 +106,12 @@ def lines(df: pd.DataFrame, own: dict[str, str] | None = None,
     """Grid rows with a ``line`` (the curve a point belongs to: a method's main configuration, or the method with
     its changed fields for ablations; ladder rungs share their method's line) and ``rung`` (the student's size).
     ``mains``: (family, method) -> the main line's config (:func:`main_configs`); else the variant trained that
-    changes fewest fields."""
+    changes fewest fields (:func:`~progbench.reports.generate.fallback_main`)."""
     df = df.copy()
     student = df.arch_kwargs.where(df.arch_kwargs.notna(), "{}")
     main = {}  # (family, method) -> the main line's config
     for (family, method), g in df[df.role != "teacher"].groupby(["family", "method"]):
-        declared = (mains or {}).get((family, method))
-        if declared is None:
-            fewest = min(g.variant.unique(), key=lambda v: (changed_fields(v), v))
-            declared = g[g.variant == fewest].config.iloc[0]
-        main[(family, method)] = declared
+        main[(family, method)] = (mains or {}).get((family, method)) or fallback_main(g)
     # a method trained with two budgets in a cell (SWS's scratch baselines, short and long) is two curves
     shortest = df[df.role != "teacher"].groupby(["family", "method"]).epochs.min().to_dict()
     df["line"] = [("teacher" if role == "teacher" else
@@ -244,6 +240,7 @@ def area_table(pts: pd.DataFrame) -> pd.DataFrame:
                 shared = (f"none (its {_span(g[axis], unit)}, KD's {_span(kd[axis], unit)})" if math.isnan(area)
                           else f"{lo / unit:.3g} – {hi / unit:.3g}")
                 rows.append({"cell": g.cell.iloc[0], "cost axis": axis_label, "method": line,
+                             "seeds": _seeds(int(g.seeds.min()), int(kd.seeds.min())),
                              "shared range (x student)": shared,
                              "area (%)": _pct(area), "KD ladder area (%)": _pct(kd_area),
                              "difference (pts)": "–" if math.isnan(area) else f"{(area - kd_area) * 100:+.2f}",
@@ -269,8 +266,11 @@ def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
                 lead = (top.top1 - best.iloc[1].top1) * 100 if len(best) > 1 else float("nan")
                 noise = max(top.top1_std, best.iloc[1].top1_std) * 100 if len(best) > 1 else float("nan")
                 tie = "≈ " if not math.isnan(lead) and not math.isnan(noise) and lead <= noise else ""
+                seeds = int(best.seeds.iloc[:2].min())  # the winner's and the runner-up's, the fewer
+                detail = ([f"+{lead:.1f}"] if not math.isnan(lead) else []) + (
+                    [f"{seeds} of {MIN_SEEDS} seeds"] if seeds < MIN_SEEDS else [])
                 row[f"≤ {_frac(b)}"] = f"{tie}{top.line} {top.top1 * 100:.1f}" + (
-                    f" (+{lead:.1f})" if not math.isnan(lead) else "")
+                    f" ({'; '.join(detail)})" if detail else "")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -292,6 +292,35 @@ def points_table(pts: pd.DataFrame) -> pd.DataFrame:
                      "training FLOPs": human(p.train_flops), "training (min)": f"{p.train_min:.1f}",
                      "still learning": f"{p.still_learning} of {p.seeds}" if p.still_learning else "",
                      "run ids": p.run_ids})
+    return pd.DataFrame(rows)
+
+
+def cost_table(grid: pd.DataFrame, runs: list) -> pd.DataFrame:
+    """What the grid has cost so far, per cell and method and in all: runs finished of the suite's, their training
+    and evaluation minutes (as the records measured them), images seen and training FLOPs."""
+    done = grid.drop_duplicates("run_id")
+    planned = Counter((r.family, "teacher" if r.is_teacher else r.method) for r in runs)
+    done = done.assign(method=done.method.where(done.role != "teacher", "teacher"))
+    labels = {r.family: f"{r.spec['task']['dataset']['name']} · "  # a cell with nothing finished yet
+                        f"{ARCHITECTURES.get(_architecture(r.spec['task']['arch']), r.spec['task']['arch'])}"
+              for r in runs if not r.is_teacher}
+    labels.update({family: cell_label(g) for family, g in done.groupby("family")})
+
+    def row(cell: str, method: str, g: pd.DataFrame, of: int) -> dict:
+        return {"cell": cell, "method": method, "runs": f"{len(g)} of {of}",
+                "training (min)": f"{g.train_wall_clock_s.sum() / 60:.1f}",
+                "evaluation (min)": f"{g.evaluation_s.sum() / 60:.1f}",
+                "images seen": human(g.train_images_seen.sum()), "training FLOPs": human(g.train_flops.sum())}
+
+    rows = []
+    for family in family_order({f for f, _ in planned}):
+        mine = done[done.family == family]
+        for method in dict.fromkeys(m for f, m in planned if f == family):
+            rows.append(row(labels.get(family, family), LABELS.get(method, method), mine[mine.method == method],
+                            planned[(family, method)]))
+        rows.append(row(labels.get(family, family), "all", mine, sum(n for (f, _), n in planned.items()
+                                                                     if f == family)))
+    rows.append(row("all", "all", done, len(runs)))
     return pd.DataFrame(rows)
 
 
@@ -398,9 +427,9 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None,
                     "per seed, PWL student minus the KD student of the same size")
             extra = df[(df.family == family) & (df.method == "pwl") & (df.kind == "extra") & (df.order == "suffix")]
             gaps = []
-            for s, g in pwl.items():
+            for g in pwl.values():
                 pre = g[g.order == "prefix"]
-                suf = extra[extra.seed == s]
+                suf = extra[extra.run_id.isin(set(g.run_id))]  # this run's suffix stages, not an ablation's
                 diffs = [_interp(pre.flops.to_numpy(float), pre.test_top1.to_numpy(float), c) - a
                          for c, a in zip(suf.flops, suf.test_top1)]
                 diffs = [d for d in diffs if not math.isnan(d)]
@@ -467,6 +496,50 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None,
                 -0.01, True, "per seed, SWS minus pre-train + fine-tune at the same depth, averaged over depths; the "
                              "storage and pre-training ratios are in sws_ratios")
     return pd.DataFrame(rows)
+
+
+def _seeds(*counts: int) -> str:
+    """The fewest finished seeds among the compared lines, marked when under :data:`MIN_SEEDS`."""
+    n = min(counts)
+    return f"{n}" + ("" if n >= MIN_SEEDS else f" (of {MIN_SEEDS})")
+
+
+EARLIER_CLAIMS = ("pwl_claims", "sws_claims", "bdistil_claims")  # the paper sections' verdicts on the cpu suite
+
+
+def _claim_id(claim: str) -> str:
+    return claim.split(" ")[0].rstrip(":")
+
+
+def _architecture(arch: str) -> str:
+    return next((k for k in ARCHITECTURES if str(arch).startswith(f"pb_{k}")), str(arch))
+
+
+def earlier_verdicts(claims: pd.DataFrame, df: pd.DataFrame, tables: Path, grid_families: set[str]) -> list[str]:
+    """Per row of the grid's claims table, the verdict the paper sections gave the same claim (S3/S4: both) on the
+    same dataset and architecture outside the grid (the cpu suite's families, their own data and budgets): the
+    column that says where a verdict changed."""
+    frames = [pd.read_csv(tables / f"{name}.csv", dtype=str, keep_default_na=False)
+              for name in EARLIER_CLAIMS if (tables / f"{name}.csv").exists()]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return ["–"] * len(claims)
+    earlier = pd.concat([f[["claim", "dataset", "family", "verdict"]] for f in frames], ignore_index=True)
+    earlier = earlier[~earlier.family.isin(grid_families)]
+    students = df[df.role != "teacher"].groupby("family").arch.first().map(_architecture)
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for row in earlier.itertuples():
+        key = (row.dataset.split("[")[0], students.get(row.family, ""), _claim_id(row.claim))
+        found.setdefault(key, []).append(f"{row.verdict} ({row.family})")
+    cells = {cell_label(g): (g.dataset.iloc[0].split("[")[0], _architecture(g[g.role != "teacher"].arch.iloc[0]))
+             for _, g in df[df.family.isin(grid_families)].groupby("family") if (g.role != "teacher").any()}
+    out = []
+    for cell, claim in zip(claims.cell, claims.claim):
+        dataset, arch = cells.get(cell, ("", ""))
+        ids = _claim_id(claim).split("/")
+        said = [f"{i + ' ' if len(ids) > 1 else ''}{v}" for i in ids for v in found.get((dataset, arch, i), [])]
+        out.append("; ".join(said) or "–")
+    return out
 
 
 def _pct(x: float) -> str:
@@ -557,19 +630,30 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                           f"took; 'still learning': seeds whose val top-1 rose by more than {LEARNING * 100:g} point "
                           "in the last epoch of a phase; latency: batch-1, from the cell's latest latency pass "
                           "(every point of the cell in one process, interleaved; grid_latency_passes).")
+    written += write_table(cost_table(grid, runs), tables, "grid_cost",
+                           "What the grid has cost so far: per cell and method, the runs finished of the suite's, "
+                           "their training and evaluation wall-clock as each record measured it (1 thread per run; "
+                           "the machine's load at the time is not in it), images seen and training FLOPs.")
     written += write_table(passes_table(passes, set(grid.family)), tables, "grid_latency_passes",
                            "The latency passes the grid's latency column and axis come from (`progbench latency`): "
                            "per cell, its latest pass, with the load average before and after it (1 min).")
     written += write_table(area_table(pts), tables, "grid_area",
                            "The grid: each method's anytime area against the KD ladder's, both over the cost range the "
-                           "two cover (budgets log-uniform; the best trained point within each budget, never chance).")
+                           "two cover (budgets log-uniform; the best trained point within each budget, never "
+                           f"chance); seeds: the fewer of the two lines' finished seeds, marked under {MIN_SEEDS}.")
     written += write_table(winners_table(pts), tables, "grid_winners",
                            "The grid: the most accurate trained point within each budget (a fraction of the cell's KD "
                            "student's cost), its lead over the next method; '≈' when the lead is within the larger "
-                           "seed std.")
-    written += write_table(claims_table(lines(grid, own, mains), records, latency.pass_timelines(passes)), tables,
-                           "grid_claims",
+                           f"seed std; 'n of {MIN_SEEDS} seeds' when the winner or the runner-up has fewer finished.")
+    claims = claims_table(lines(grid, own, mains), records, latency.pass_timelines(passes))
+    if not claims.empty:
+        claims.insert(claims.columns.get_loc("verdict") + 1, "cpu suite",
+                      earlier_verdicts(claims, df, tables, set(grid.family)))
+    written += write_table(claims, tables, "grid_claims",
                            "The grid: the papers' claims per cell, from per-seed paired differences (seed s against "
                            "seed s), mean ± std and a 95 % t interval; holds / does not hold when the interval lies on "
-                           "one side of the threshold, inconclusive when it straddles it or has fewer than 2 seeds.")
+                           "one side of the threshold, inconclusive when it straddles it or has fewer than 2 seeds. "
+                           "cpu suite: the verdict the paper's section gave the claim on the same dataset and "
+                           "architecture in the cpu suite (its own data, teachers and budgets; the family named), so "
+                           "a changed verdict shows.")
     return written

@@ -29,7 +29,16 @@ from progbench.errors import UserError
 from progbench.protocol import get_method
 from progbench.reports import document, pwl
 from progbench.reports.crossmethod import ARCHITECTURES, architecture
-from progbench.reports.generate import FAMILY_ORDER, changed_fields, config_change, family_order, human, mean_std, slug
+from progbench.reports.generate import (
+    FAMILY_ORDER,
+    changed_fields,
+    config_change,
+    fallback_main,
+    family_order,
+    human,
+    mean_std,
+    slug,
+)
 from progbench.store import Record
 
 PAGE = "index.html"
@@ -129,7 +138,7 @@ def _settings(cell: pd.DataFrame, mains: dict[tuple[str, str], str] | None = Non
               ) -> list[tuple[tuple, pd.DataFrame, bool, str]]:
     """The cell's traces: (setting, rows, shown at first, note on what differs from the model's main setting). A
     model's main setting is its suite's main configuration where ``mains`` ((family, method) -> config) names one,
-    else the one that changes fewest config fields (then has most seeds); settings with the main configuration or
+    else :func:`~progbench.reports.generate.fallback_main`'s; settings with the main configuration or
     changing as few fields are shown too (SWS's scratch baseline at two budgets), the others (ablations, variants
     decided against on val) start hidden."""
     groups = list(cell.groupby(SETTING, sort=True, dropna=False))  # a teacher has no teacher_arch
@@ -137,10 +146,12 @@ def _settings(cell: pd.DataFrame, mains: dict[tuple[str, str], str] | None = Non
     for model in [m for m in MODELS if m in set(cell.model)] + sorted(set(cell.model) - set(MODELS)):
         mine = [(key, g) for key, g in groups if key[0] == model]
         declared = (mains or {}).get((cell.family.iloc[0], model))
-        ranked = sorted(mine, key=lambda kg: (declared is not None and kg[0][5] != declared,
-                                              changed_fields(kg[1].variant.iloc[0]), -kg[1].seed.nunique(), kg[0][5]))
-        fewest = changed_fields(ranked[0][1].variant.iloc[0])
-        main_config = declared or ranked[0][0][5]
+        rows = pd.concat([g for _, g in mine])
+        fallback = fallback_main(rows)
+        fewest = changed_fields(rows[rows.config == fallback].variant.iloc[0])
+        main_config = declared or fallback
+        ranked = sorted(mine, key=lambda kg: (kg[0][5] != main_config, changed_fields(kg[1].variant.iloc[0]),
+                                              -kg[1].seed.nunique(), kg[0][5]))
         budgets = {key[6] for key, _ in mine}
         declared_trained = any(key[5] == declared for key, _ in mine)
         for key, g in ranked:

@@ -26,7 +26,14 @@ def test_grid_tables(minigrid, tmp_path):
     df = tidy(records)
     written = grid.build(df, {r.run_id: r for r in records}, tmp_path, grid.grid_runs(str(MINI)))
     names = {p.stem for p in written}
-    assert {"grid_points", "grid_area", "grid_winners", "grid_claims", "grid_anytime"} <= names
+    assert {"grid_points", "grid_area", "grid_winners", "grid_claims", "grid_cost", "grid_anytime"} <= names
+    cost = pd.read_csv(tmp_path / "tables" / "grid_cost.csv")
+    total = cost[cost.cell == "all"].iloc[0]
+    runs = grid.grid_runs(str(MINI))
+    assert total.runs == f"{len(runs)} of {len(runs)}"  # every run of the suite trained, its minutes summed
+    assert float(total["training (min)"]) == pytest.approx(
+        sum(r.metrics["training"]["wall_clock_s"] for r in records if r.run_id in {s.run_id for s in runs}) / 60,
+        abs=0.06)
     # the README headline comes from the grid once a store holds grid runs: protocol, figure, areas, winners
     from progbench.reports import document
     text = document.headline(tmp_path / "README.md", tmp_path)
@@ -48,13 +55,30 @@ def test_grid_tables(minigrid, tmp_path):
     assert restat.iloc[-1]["top-1 (%)"] == plain.iloc[-1]["top-1 (%)"]
     area = pd.read_csv(tmp_path / "tables" / "grid_area.csv")
     assert set(area.method) >= {"PWL", "B-DISTIL", "scratch"} and "KD" not in set(area.method)
+    assert (area.seeds == "2 (of 3)").all()  # fewer than 3 seeds: shown as such in every table
     winners = pd.read_csv(tmp_path / "tables" / "grid_winners.csv")
     assert not winners.astype(str).apply(lambda c: c.str.contains("chance")).any().any()
+    entries = winners.drop(columns=["cell", "cost axis"]).stack()
+    trained = entries[entries != "none trained"]
+    assert len(trained) and trained.str.contains("2 of 3 seeds").all()
     claims = pd.read_csv(tmp_path / "tables" / "grid_claims.csv")
     ids = {c.split(" ")[0] for c in claims.claim}  # the ids of docs/claims.md, every one judged per cell
     assert ids == {"P1", "P2", "P3", "P4", "P5", "B1", "B2", "B3", "S1", "S2", "S3/S4"}
     assert {"B2 beats RESCHED at equal FLOPs", "B3 stays within 1 point of NO-RESCHED at equal FLOPs"} <= set(
         claims.claim)
+    # P5 compares each seed's main PWL run with its own suffix stages, never an ablation's
+    main = grid.lines(df[df.family == "vgg"], grid.own_students(runs), grid.main_configs(runs))
+    main = main[main.line == "PWL"]
+    assert set(main.run_id) and {"PWL (drop=cross)"} <= set(points.method)
+    gaps = []
+    for _, run in main.groupby("run_id"):
+        pre = run[(run.kind == "family") & (run.order == "prefix")].sort_values("flops")
+        suffix = df[(df.run_id == run.run_id.iloc[0]) & (df.kind == "extra") & (df.order == "suffix")]
+        at = [grid._interp(pre.flops.to_numpy(float), pre.test_top1.to_numpy(float), c) - a
+              for c, a in zip(suffix.flops, suffix.test_top1)]
+        gaps.append(sum(x for x in at if not math.isnan(x)) / sum(not math.isnan(x) for x in at))
+    p5 = claims[claims.claim.str.startswith("P5")].iloc[0]
+    assert p5["paired difference (pts)"].startswith(f"{sum(gaps) / len(gaps) * 100:+.2f}")
     p2 = claims[claims.claim.str.startswith("P2")].iloc[0]
     assert p2.verdict == "holds" and p2["paired difference (pts)"].startswith("+0.00")  # the teacher, bit for bit
     assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive"}
@@ -107,7 +131,8 @@ def test_grid_only_settings_ran(minigrid):
     assert all(-1 <= p["info"]["edge"] <= 1 for r in bd for p in r.metrics["points"])
     pwl = [r for r in records if r.spec["method"] == "pwl"]
     restat = [p for r in pwl for p in r.metrics["extra_points"] if p["info"]["order"] == "prefix-bnstat"]
-    assert len(restat) == 2 * 5 and all(p["info"]["bn_statistics_values"] > 0 for p in restat)
+    assert len(pwl) == 2 * 2 and len(restat) == len(pwl) * 5  # main line and ablation, 2 seeds, 5 student stages
+    assert all(p["info"]["bn_statistics_values"] > 0 for p in restat)
 
 
 def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minigrid, tmp_path, capsys):
@@ -165,3 +190,26 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     (store / "latency" / "vgg" / "99999999T999999999999Z.json").write_text("{")  # a torn pass: one clear line
     with pytest.raises(UserError, match="cannot be read.*progbench latency"):
         latency.latest_passes(store)
+
+
+def test_claims_say_the_cpu_suites_verdict_on_the_same_dataset_and_architecture(minigrid, tmp_path):
+    """The grid's claims carry the verdict the paper sections gave the same claim outside the grid (matched on
+    dataset and student architecture; S3/S4 reads both), so a changed verdict shows."""
+    df = tidy(Store(minigrid).records())
+    outside = df[df.family == "vgg"].assign(family="vgg_outside")  # the same cell's data and student, another suite
+    df = pd.concat([df, outside], ignore_index=True)
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    dataset = df[df.family == "vgg"].dataset.iloc[0]
+    pd.DataFrame([{"claim": "P1 prefix stages rise almost monotonically", "dataset": dataset, "family": "vgg_outside",
+                   "verdict": "does not hold"},
+                  {"claim": "P1 prefix stages rise almost monotonically", "dataset": dataset, "family": "vgg",
+                   "verdict": "holds"}]).to_csv(tables / "pwl_claims.csv", index=False)  # a grid family: not earlier
+    pd.DataFrame([{"claim": f"{i}: something", "dataset": dataset, "family": "vgg_outside", "verdict": v}
+                  for i, v in (("S3", "does not hold"), ("S4", "holds"))]).to_csv(tables / "sws_claims.csv",
+                                                                                   index=False)
+    cell = grid.cell_label(df[df.family == "vgg"])
+    claims = pd.DataFrame({"cell": [cell, cell, cell, "elsewhere"],
+                           "claim": ["P1 prefix stages rise almost monotonically", "P2 x", "S3/S4 y", "P1 z"]})
+    said = grid.earlier_verdicts(claims, df, tables, {"vgg", "vit"})
+    assert said == ["does not hold (vgg_outside)", "–", "S3 does not hold (vgg_outside); S4 holds (vgg_outside)", "–"]

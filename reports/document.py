@@ -76,7 +76,8 @@ SECTIONS = [
             "and each claim is judged from per-seed paired differences with a 95 % interval. Latency is a scored axis "
             "only where one pass timed every point of the cell in one process, interleaved (`progbench latency`); "
             "the runs' own timings, taken each in its own process, are not compared.",
-            ["grid_points", "grid_area", "grid_winners", "grid_claims", "grid_cost", "grid_latency_passes"],
+            ["grid_points", "grid_area", "grid_matched", "grid_winners", "grid_claims", "grid_cost",
+             "grid_latency_passes"],
             ["grid_anytime"]),
     Section("Across methods in the earlier cpu suite (for the record, not like for like)",
             "The cpu suite's comparison, kept for the record; the grid above replaces it. All five methods on the "
@@ -291,8 +292,10 @@ def headline(readme: Path, out: Path) -> str:
         lines += ["", f"{caption} ([`{name}.csv`]({rel}/tables/{name}.csv); run ids there or in `{points}.csv`)", "",
                   df.drop(columns=["run ids"], errors="ignore").to_markdown(index=False, disable_numparse=True)]
     if grid:
-        lines += ["", f"Each point, its seeds and training cost: [`grid_points.md`]({rel}/tables/grid_points.md); the "
-                      f"claims per cell with 95 % intervals: [`grid_claims.md`]({rel}/tables/grid_claims.md). The "
+        lines += ["", f"Each point, its seeds and training cost: [`grid_points.md`]({rel}/tables/grid_points.md); "
+                      "each method against the KD ladder at matched cost, with 95 % intervals: "
+                      f"[`grid_matched.md`]({rel}/tables/grid_matched.md); the claims per cell with 95 % intervals: "
+                      f"[`grid_claims.md`]({rel}/tables/grid_claims.md). The "
                       "earlier `cpu` suite's comparison, whose methods learned from different data and budgets, "
                       f"stays in [`reports/README.md`]({rel}/README.md) for the record."]
     cost = read_table(out / "tables", "training_cost")

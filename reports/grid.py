@@ -275,6 +275,46 @@ def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MATCHED_AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes"}  # a point's cost on these is the same in every seed
+
+
+def matched_table(fam: pd.DataFrame) -> pd.DataFrame:
+    """Each line against the KD ladder at matched cost, with its uncertainty: per seed, the line's points minus the
+    same seed's KD ladder interpolated at each point's cost (linear in log cost between rungs; points outside the
+    ladder's range left out), averaged over points; then mean ± std over seeds and a 95 % t interval."""
+    fam = fam[(fam.kind == "family") & (fam.role != "teacher")]
+    rows = []
+    for _, cell in fam.groupby("family", sort=False):
+        kd = {int(s): g for s, g in cell[cell.line == "KD"].groupby("seed")}
+        if not kd:
+            continue
+        for axis, axis_label in MATCHED_AXES.items():
+            for line, g in cell[cell.line != "KD"].groupby("line", sort=False):
+                per_seed, compared = [], set()
+                for s, mine in g.groupby("seed"):
+                    if int(s) not in kd:
+                        continue
+                    ladder = kd[int(s)]
+                    gaps = [(point, a - _interp(ladder[axis].to_numpy(float), ladder.test_top1.to_numpy(float), c))
+                            for point, c, a in zip(zip(mine.rung, mine.point), mine[axis].astype(float),
+                                                   mine.test_top1.astype(float))]
+                    gaps = [(point, d) for point, d in gaps if not math.isnan(d)]
+                    if gaps:
+                        per_seed.append(float(np.mean([d for _, d in gaps])))
+                        compared.update(point for point, _ in gaps)
+                mean, std, low, high = interval(per_seed)
+                reading = ("above the KD ladder" if low > 0 else "below the KD ladder" if high < 0 else
+                           "inconclusive") if not math.isnan(low) else "inconclusive"
+                rows.append({"cell": cell_label(g), "cost axis": axis_label, "method": line,
+                             "points compared": len(compared) if compared else "none in the ladder's range",
+                             "seeds": _seeds(len(per_seed)) if per_seed else "0",
+                             "difference (pts)": "–" if math.isnan(mean) else
+                             f"{mean * 100:+.2f}" + ("" if math.isnan(std) else f" ± {std * 100:.2f}"),
+                             "95% interval": "–" if math.isnan(low) else f"[{low * 100:+.2f}, {high * 100:+.2f}]",
+                             "reading": reading})
+    return pd.DataFrame(rows)
+
+
 def points_table(pts: pd.DataFrame) -> pd.DataFrame:
     rows = []
     units = {family: student_cost(pts, family, "flops") for family in pts.family.unique()}
@@ -645,7 +685,16 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            "The grid: the most accurate trained point within each budget (a fraction of the cell's KD "
                            "student's cost), its lead over the next method; '≈' when the lead is within the larger "
                            f"seed std; 'n of {MIN_SEEDS} seeds' when the winner or the runner-up has fewer finished.")
-    claims = claims_table(lines(grid, own, mains), records, latency.pass_timelines(passes))
+    labelled = lines(grid, own, mains)
+    restat = per_stage_statistics(labelled[labelled.kind == "family"], grid, records)
+    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True)), tables, "grid_matched",
+                           "The grid: each method against the KD ladder at matched cost, with its uncertainty: per "
+                           "seed, the method's points minus the same seed's KD ladder interpolated at each point's "
+                           "cost (linear in log cost between rungs; points outside the ladder's range left out), "
+                           "averaged over points; mean ± std over seeds and a 95 % t interval; above or below the "
+                           "ladder when the interval excludes 0, inconclusive when it straddles 0 or has fewer than 2 "
+                           "seeds.")
+    claims = claims_table(labelled, records, latency.pass_timelines(passes))
     if not claims.empty:
         claims.insert(claims.columns.get_loc("verdict") + 1, "cpu suite",
                       earlier_verdicts(claims, df, tables, set(grid.family)))

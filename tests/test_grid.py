@@ -26,7 +26,8 @@ def test_grid_tables(minigrid, tmp_path):
     df = tidy(records)
     written = grid.build(df, {r.run_id: r for r in records}, tmp_path, grid.grid_runs(str(MINI)))
     names = {p.stem for p in written}
-    assert {"grid_points", "grid_area", "grid_winners", "grid_claims", "grid_cost", "grid_anytime"} <= names
+    assert {"grid_points", "grid_area", "grid_matched", "grid_winners", "grid_claims", "grid_cost",
+            "grid_anytime"} <= names
     cost = pd.read_csv(tmp_path / "tables" / "grid_cost.csv")
     total = cost[cost.cell == "all"].iloc[0]
     runs = grid.grid_runs(str(MINI))
@@ -38,7 +39,8 @@ def test_grid_tables(minigrid, tmp_path):
     from progbench.reports import document
     text = document.headline(tmp_path / "README.md", tmp_path)
     assert text.startswith(document.GRID_PROTOCOL) and "/figures/grid_anytime.png)" in text
-    assert "grid_area.csv" in text and "grid_winners.csv" in text and "crossmethod_area" not in text
+    assert all(f"{name}." in text for name in ("grid_area", "grid_matched", "grid_winners"))
+    assert "crossmethod_area" not in text
     points = pd.read_csv(tmp_path / "tables" / "grid_points.csv")
     kd = points[points.method == "KD"]
     assert len(kd) == 2 and set(kd["student kwargs"].fillna("")) == {"", '{"widths": [4, 4, 8, 8, 8]}'}
@@ -56,6 +58,17 @@ def test_grid_tables(minigrid, tmp_path):
     area = pd.read_csv(tmp_path / "tables" / "grid_area.csv")
     assert set(area.method) >= {"PWL", "B-DISTIL", "scratch"} and "KD" not in set(area.method)
     assert (area.seeds == "2 (of 3)").all()  # fewer than 3 seeds: shown as such in every table
+    # every method against the KD ladder at matched cost, per seed: scratch (own size only) is the paired difference
+    # with the KD rung of its size
+    matched = pd.read_csv(tmp_path / "tables" / "grid_matched.csv", dtype=str).set_index(["cost axis", "method"])
+    own_size = df.arch_kwargs.fillna("{}") == '{"widths": [4, 8, 8, 16, 16]}'
+    by_seed = {m: df[(df.family == "vgg") & (df.method == m) & own_size].set_index("seed").test_top1.astype(float)
+               for m in ("scratch", "kd")}
+    gaps = by_seed["scratch"] - by_seed["kd"]
+    row = matched.loc[("FLOPs", "scratch")]
+    assert row["points compared"] == "1" and row.seeds == "2 (of 3)"
+    assert row["difference (pts)"] == f"{gaps.mean() * 100:+.2f} ± {gaps.std(ddof=1) * 100:.2f}"
+    assert {"B-DISTIL", "PWL", "PWL, per-stage BN statistics"} <= set(matched.index.get_level_values(1))
     winners = pd.read_csv(tmp_path / "tables" / "grid_winners.csv")
     assert not winners.astype(str).apply(lambda c: c.str.contains("chance")).any().any()
     entries = winners.drop(columns=["cell", "cost axis"]).stack()

@@ -266,6 +266,13 @@ def format_plan(suite: Suite, rows: list[dict], workers: int = 1) -> str:
                  f"~{wall_clock(rows, workers):.0f} min wall-clock with {workers} local worker(s) (~ = estimated: the "
                  f"mean of finished seeds of the same run on this kind of machine, else its planned training FLOPs and "
                  f"images at this machine's rates; cached rows show their measured time)")
+    by_family: dict[str, list[float]] = {}
+    for r in rows:
+        if r["status"] != "done":
+            by_family.setdefault(r["family"], []).append(r["train_min"])
+    if len(by_family) > 1:  # what each family (a grid cell) still needs, to schedule it
+        lines.append("by family: " + "; ".join(f"{family} {len(m)} runs ~{sum(m):.0f} min"
+                                               for family, m in by_family.items()))
     said = next((r["rates"] for r in rows if r["estimated"] and r["rates"]), "")
     if said:
         lines.append(f"rates: {said}")

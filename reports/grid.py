@@ -303,11 +303,11 @@ def matched_table(fam: pd.DataFrame) -> pd.DataFrame:
                         per_seed.append(float(np.mean([d for _, d in gaps])))
                         compared.update(point for point, _ in gaps)
                 mean, std, low, high = interval(per_seed)
-                reading = ("above the KD ladder" if low > 0 else "below the KD ladder" if high < 0 else
-                           "inconclusive") if not math.isnan(low) else "inconclusive"
+                reading = {"holds": "above the KD ladder", "does not hold": "below the KD ladder"}.get(
+                    verdict(low, high, 0.0), "inconclusive")
                 rows.append({"cell": cell_label(g), "cost axis": axis_label, "method": line,
                              "points compared": len(compared) if compared else "none in the ladder's range",
-                             "seeds": _seeds(len(per_seed)) if per_seed else "0",
+                             "seeds": _seeds(len(per_seed)),
                              "difference (pts)": "–" if math.isnan(mean) else
                              f"{mean * 100:+.2f}" + ("" if math.isnan(std) else f" ± {std * 100:.2f}"),
                              "95% interval": "–" if math.isnan(low) else f"[{low * 100:+.2f}, {high * 100:+.2f}]",

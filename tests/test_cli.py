@@ -137,6 +137,12 @@ def test_builtin_suites_plan(suite, capsys, tmp_path):
     assert run_cli("plan", suite, "--results", str(tmp_path)) == 0
     out = capsys.readouterr().out
     assert f"suite {suite}:" in out and "to run:" in out
+    # what each family still needs adds up to the whole
+    total = next(x for x in out.splitlines() if x.startswith("to run:"))
+    families = next(x for x in out.splitlines() if x.startswith("by family: ")).removeprefix("by family: ").split("; ")
+    assert sum(int(f.split()[1]) for f in families) == int(total.split()[2])
+    assert abs(sum(int(f.split("~")[1].split()[0]) for f in families) - int(total.split("~")[1].split()[0])) <= len(
+        families)  # each rounded to the minute
 
 
 def test_methods_and_models_commands(capsys):

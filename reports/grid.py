@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from progbench import latency
+from progbench.reports.crossmethod import architecture
 from progbench.reports.generate import (
     STYLES,
     config_change,
@@ -50,7 +51,6 @@ MIN_SEEDS = 3
 LADDERS = ("kd", "scratch")  # trained at several student sizes, each size a rung of one curve
 LABELS = {"scratch": "scratch", "kd": "KD", "pwl": "PWL", "bdistil": "B-DISTIL", "resched": "RESCHED",
           "noresched": "NO-RESCHED", "sws": "SWS", "des_scratch": "Des scratch", "des_pretrain": "Des pre-train"}
-ARCHITECTURES = {"vgg": "VGG", "resnet": "ResNet", "vit": "ViT"}
 AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes", "latency": "latency (one pass)"}
 BUDGETS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2)  # fractions of the cell's student cost
 FITS = 1e-3  # a point fits a budget up to this relative excess (weight files differ by their header)
@@ -87,7 +87,7 @@ def main_configs(runs) -> dict[tuple[str, str], str]:
 
 
 def cell_label(g: pd.DataFrame) -> str:
-    arch = next((v for k, v in ARCHITECTURES.items() if str(g.arch.iloc[0]).startswith(f"pb_{k}")), g.arch.iloc[0])
+    arch = architecture(g.arch.iloc[0]) or g.arch.iloc[0]
     return f"{g.dataset.iloc[0].split('[')[0]} · {arch}"
 
 
@@ -342,7 +342,7 @@ def cost_table(grid: pd.DataFrame, runs: list) -> pd.DataFrame:
     planned = Counter((r.family, "teacher" if r.is_teacher else r.method) for r in runs)
     done = done.assign(method=done.method.where(done.role != "teacher", "teacher"))
     labels = {r.family: f"{r.spec['task']['dataset']['name']} · "  # a cell with nothing finished yet
-                        f"{ARCHITECTURES.get(_architecture(r.spec['task']['arch']), r.spec['task']['arch'])}"
+                        f"{architecture(r.spec['task']['arch']) or r.spec['task']['arch']}"
               for r in runs if not r.is_teacher}
     labels.update({family: cell_label(g) for family, g in done.groupby("family")})
 
@@ -551,10 +551,6 @@ def _claim_id(claim: str) -> str:
     return claim.split(" ")[0].rstrip(":")
 
 
-def _architecture(arch: str) -> str:
-    return next((k for k in ARCHITECTURES if str(arch).startswith(f"pb_{k}")), str(arch))
-
-
 def earlier_verdicts(claims: pd.DataFrame, df: pd.DataFrame, tables: Path, grid_families: set[str]) -> list[str]:
     """Per row of the grid's claims table, the verdict the paper sections gave the same claim (S3/S4: both) on the
     same dataset and architecture outside the grid (the cpu suite's families, their own data and budgets): the
@@ -566,12 +562,13 @@ def earlier_verdicts(claims: pd.DataFrame, df: pd.DataFrame, tables: Path, grid_
         return ["–"] * len(claims)
     earlier = pd.concat([f[["claim", "dataset", "family", "verdict"]] for f in frames], ignore_index=True)
     earlier = earlier[~earlier.family.isin(grid_families)]
-    students = df[df.role != "teacher"].groupby("family").arch.first().map(_architecture)
+    students = df[df.role != "teacher"].groupby("family").arch.first().map(lambda a: architecture(a) or str(a))
     found: dict[tuple[str, str, str], list[str]] = {}
     for row in earlier.itertuples():
         key = (row.dataset.split("[")[0], students.get(row.family, ""), _claim_id(row.claim))
         found.setdefault(key, []).append(f"{row.verdict} ({row.family})")
-    cells = {cell_label(g): (g.dataset.iloc[0].split("[")[0], _architecture(g[g.role != "teacher"].arch.iloc[0]))
+    cells = {cell_label(g): (g.dataset.iloc[0].split("[")[0], architecture(g[g.role != "teacher"].arch.iloc[0])
+                             or str(g[g.role != "teacher"].arch.iloc[0]))
              for _, g in df[df.family.isin(grid_families)].groupby("family") if (g.role != "teacher").any()}
     out = []
     for cell, claim in zip(claims.cell, claims.claim):

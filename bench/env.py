@@ -51,10 +51,16 @@ def environment(device: torch.device) -> dict:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cuda": torch.version.cuda if device.type == "cuda" else None,
-        # GPU kernel choices that decide whether a rerun is bit-identical (nothing sets them: torch's defaults)
-        **({"cudnn_benchmark": torch.backends.cudnn.benchmark,
+        **gpu_kernels(device),
+    }
+
+
+def gpu_kernels(device: torch.device) -> dict:
+    """GPU kernel choices that decide whether a rerun is bit-identical (torch's defaults, except TF32, which
+    :func:`progbench.precision.configure` turns off for an fp32 budget); none on a CPU."""
+    if device.type != "cuda":
+        return {}
+    return {"cudnn_benchmark": torch.backends.cudnn.benchmark,
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
-           if device.type == "cuda" else {}),
-    }

@@ -13,6 +13,14 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+def configure(device: torch.device, precision: str) -> None:
+    """Compute in the budget's precision. On Ampere and newer GPUs PyTorch lets cuDNN convolutions use TF32 by
+    default; an fp32 budget means full fp32 there too, so a run computes the same whether a CPU or a GPU trains it."""
+    if device.type == "cuda" and precision == "fp32":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 natively: on a CPU, AVX512-BF16 or AMX; without them PyTorch falls back to
     reference kernels (measured on an AVX2-only CPU: a bf16 matrix product ~40x slower than fp32, a training step

@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import data as datamod
 from . import distributed, precision, progressive, protocol
 from .distributed import SINGLE, World
-from .env import environment
+from .env import environment, gpu_kernels
 from .errors import RunFailed, UserError  # noqa: F401 -- RunFailed: raised here, importable from here
 from .evaluate import EvalSettings, evaluate_point, point_info, score_point
 from .models import create_model, prepare_for_device
@@ -77,6 +77,7 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
         raise UserError(f"run {rid}: its budget trains in bf16, which {torch.cuda.get_device_name(device)} lacks "
                         f"(bf16 needs an Ampere or newer GPU); set the budget's precision: fp32 (a new run)")
     precision.warn_if_slow(device, task.budget.precision, lambda line: print(line, flush=True))
+    precision.configure(device, task.budget.precision)
     data = get_data(task.dataset, rt.data_root)
     method_cls = protocol.get_method(run.method_ref)
     teacher, inputs = None, {}
@@ -144,7 +145,8 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
         "method_params": sum(p.numel() for p in method_params.values()),
         "extra_params": sum(p.numel() for k, p in method_params.items() if k not in in_points),
     }
-    env = {**rt.env, "torch_threads": torch.get_num_threads(), **({"world_size": world.size} if world.size > 1 else {}),
+    env = {**rt.env, **gpu_kernels(device), "torch_threads": torch.get_num_threads(),
+           **({"world_size": world.size} if world.size > 1 else {}),
            "method_source": protocol.method_source(method_cls)}  # for the stale-code guard (progbench.preflight)
     rt.store.write(rid, spec, env, metrics, state.log, predictions,
                    teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)

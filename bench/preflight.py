@@ -9,10 +9,11 @@ so: its family is checked after training, as every family still is.
 
 *Stale code.* A run records the sha256 of its method's code (``env.json`` → ``method_source``: the class's module
 and the modules of the method classes it derives from; for a file method, the file; docstrings, comments, layout and
-the order of top-level imports left out, so edits of prose never flag a run). A cached run whose method's
-current source differs, with the same version (the version is in the run id), holds results of other code: ``plan``
-and ``run`` say so in one line per method, and ``--strict`` makes it an error. Records made before the hash was
-recorded have nothing to compare and are left alone.
+the order of top-level imports left out, so edits of prose never flag a run; fields a syntax tree leaves empty are
+left out too, so a run trained under another Python version is checked against the same code). A cached run whose
+method's current source differs, with the same version (the version is in the run id), holds results of other
+code: ``plan`` and ``run`` say so in one line per method, and ``--strict`` makes it an error. Records made before the
+hash was recorded have nothing to compare and are left alone.
 """
 from __future__ import annotations
 
@@ -121,15 +122,16 @@ def stale_code(runs: list[RunSpec], records: dict[str, Record]) -> list[str]:
         if record is None:
             continue
         try:
-            recorded = record.env().get("method_source") or {}
+            env = record.env()
         except (OSError, ValueError):
             continue
+        recorded = env.get("method_source") or {}
         if not recorded.get("sha256"):
             continue  # recorded before the guard: nothing to compare with
         if run.method_ref not in classes:
             classes[run.method_ref] = protocol.get_method(run.method_ref)
         cls = classes[run.method_ref]
-        if protocol.source_changed(cls, recorded):
+        if protocol.source_changed(cls, recorded, env.get("python")):
             changed.setdefault(cls.name, [cls, protocol.method_source(cls)["files"], []])[2].append(run.run_id)
     return [f"method {name}'s source ({', '.join(files)}) differs from the source {len(rids)} cached run(s) were "
             f"made with (e.g. {rids[0]}), and its version {cls.version!r} was not bumped: they count as cached, with "

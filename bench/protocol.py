@@ -408,7 +408,7 @@ def _load_reference(ref: str) -> type:
     return cls
 
 
-_SOURCES: dict[type, tuple[dict, str]] = {}  # class -> (method_source, sha256 of the raw bytes)
+_SOURCES: dict[type, tuple[dict, list[bytes]]] = {}  # class -> (method_source, its files' bytes as loaded)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -428,12 +428,15 @@ def method_files(cls: type[Method]) -> list[Path]:
     return files
 
 
-SOURCE_FINGERPRINT = "ast-1"  # how method_source's sha256 is taken; records without the key hold raw-byte digests
+SOURCE_FINGERPRINT = "ast-2"  # how method_source's sha256 is taken; records without the key hold raw-byte digests
+# ast-1 digested ast.dump, whose text depends on the Python version (3.12 gave every function and class a
+# `type_params` field): its records are compared by re-dumping as their Python did (env.json's "python").
+_TYPE_PARAMS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def code_of(source: bytes) -> str:
-    """A module's code without what cannot change what it does: comments and layout (gone in the AST), docstrings,
-    and the order of its top-level imports. A method's runs stay valid through edits of its prose."""
+def _code_tree(source: bytes) -> ast.Module:
+    """A module's syntax tree without what cannot change what it does: comments and layout (gone in the AST) and
+    docstrings. A method's runs stay valid through edits of its prose."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -441,9 +444,49 @@ def code_of(source: bytes) -> str:
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    imports = sorted((n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))), key=ast.dump)
+    return tree
+
+
+def _imports_sorted(tree: ast.Module, key) -> ast.Module:
+    """The order of a module's top-level imports does not change what it does either."""
+    imports = sorted((n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))), key=key)
     tree.body = imports + [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))]
-    return ast.dump(tree)
+    return tree
+
+
+def canonical_dump(node) -> str:
+    """A syntax tree as text that no Python version changes: fields left empty (None, []) are left out, so a field a
+    later Python adds (3.12's `type_params`) is invisible where code does not use it."""
+    if isinstance(node, ast.AST):
+        fields = ((name, getattr(node, name, None)) for name in node._fields)
+        shown = ", ".join(f"{name}={canonical_dump(value)}" for name, value in fields if value not in (None, []))
+        return f"{type(node).__name__}({shown})"
+    if isinstance(node, list):
+        return f"[{', '.join(canonical_dump(v) for v in node)}]"
+    return repr(node)
+
+
+def code_of(source: bytes) -> str:
+    """A module's code as the stale-code guard compares it (fingerprint ast-2): see :func:`_code_tree`."""
+    return canonical_dump(_imports_sorted(_code_tree(source), canonical_dump))
+
+
+def code_of_ast1(source: bytes, python: str | None) -> str:
+    """A module's code as fingerprint ast-1 took it under Python ``python`` (e.g. "3.12.3"; None: this one)."""
+    version = tuple(int(x) for x in python.split(".")[:2]) if python else sys.version_info[:2]
+    fields = {c: c._fields for c in _TYPE_PARAMS}
+    try:
+        for c, names in fields.items():
+            names = tuple(n for n in names if n != "type_params")
+            c._fields = names + ("type_params",) if version >= (3, 12) else names
+        tree = _imports_sorted(_code_tree(source), ast.dump)
+        for node in ast.walk(tree):
+            if isinstance(node, _TYPE_PARAMS) and not hasattr(node, "type_params"):
+                node.type_params = []
+        return ast.dump(tree, **({"show_empty": True} if sys.version_info >= (3, 13) else {}))
+    finally:
+        for c, names in fields.items():
+            c._fields = names
 
 
 def method_source(cls: type[Method]) -> dict:
@@ -451,22 +494,32 @@ def method_source(cls: type[Method]) -> dict:
     (:func:`method_files`, :func:`code_of`), read when the class was first loaded, and those files' names."""
     if cls not in _SOURCES:
         files = method_files(cls)
-        code, raw = hashlib.sha256(), hashlib.sha256()
-        for path in files:
-            source = path.read_bytes()
-            code.update(hashlib.sha256(code_of(source).encode()).digest())
-            raw.update(hashlib.sha256(source).digest())
+        sources = [path.read_bytes() for path in files]
         names = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in files]
-        _SOURCES[cls] = {"sha256": code.hexdigest(), "fingerprint": SOURCE_FINGERPRINT, "files": names}, raw.hexdigest()
+        _SOURCES[cls] = ({"sha256": _digest(sources, code_of), "fingerprint": SOURCE_FINGERPRINT, "files": names},
+                         sources)
     return _SOURCES[cls][0]
 
 
-def source_changed(cls: type[Method], recorded: dict) -> bool:
-    """Whether ``cls``'s source differs from the ``method_source`` a record holds (older records: raw bytes)."""
+def _digest(sources: list[bytes], take) -> str:
+    """sha256 over each file's sha256 of ``take(source)`` (text or bytes)."""
+    digest = hashlib.sha256()
+    for source in sources:
+        taken = take(source)
+        digest.update(hashlib.sha256(taken.encode() if isinstance(taken, str) else taken).digest())
+    return digest.hexdigest()
+
+
+def source_changed(cls: type[Method], recorded: dict, python: str | None = None) -> bool:
+    """Whether ``cls``'s source differs from the ``method_source`` a record holds, the record made under Python
+    ``python`` (env.json's "python"; it matters to fingerprint ast-1 only; older records: raw bytes)."""
     current = method_source(cls)
+    sources = _SOURCES[cls][1]
     if recorded.get("fingerprint") == current["fingerprint"]:
         return recorded["sha256"] != current["sha256"]
-    return recorded["sha256"] != _SOURCES[cls][1]
+    if recorded.get("fingerprint") == "ast-1":
+        return recorded["sha256"] != _digest(sources, lambda source: code_of_ast1(source, python))
+    return recorded["sha256"] != _digest(sources, lambda source: source)
 
 
 def available_methods() -> dict[str, str]:

@@ -20,6 +20,7 @@ from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E
 
 from progbench.errors import UserError  # noqa: E402
 from progbench.protocol import get_method  # noqa: E402
+from progbench.rates import machine_of  # noqa: E402
 from progbench.store import Record, Store, canonical_json  # noqa: E402
 
 plt.rcParams.update({"svg.hashsalt": "progbench", "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9})
@@ -81,6 +82,7 @@ def tidy(records: list[Record]) -> pd.DataFrame:
                           if k not in ("name", "val_per_class", "declaration") and v)
         points = [("family", i, p) for i, p in enumerate(rec.metrics["points"])]
         points += [("extra", i, p) for i, p in enumerate(rec.metrics.get("extra_points", []))]
+        env_machine = machine_of(rec.env())  # the GPU, else the CPU: what its wall-clock was measured on
         for kind, i, point in points:
             info = point.get("info", {})
             rows.append({
@@ -101,6 +103,7 @@ def tidy(records: list[Record]) -> pd.DataFrame:
                 "train_flops": rec.metrics["training"]["train_flops"],
                 "evaluation_s": rec.metrics.get("evaluation_s", float("nan")),
                 "extra_params": rec.metrics.get("extra_params", 0),
+                "trained_on": env_machine,
             })
     df = pd.DataFrame(rows)
     if not df.empty:

@@ -348,6 +348,7 @@ def cost_table(grid: pd.DataFrame, runs: list) -> pd.DataFrame:
 
     def row(cell: str, method: str, g: pd.DataFrame, of: int) -> dict:
         return {"cell": cell, "method": method, "runs": f"{len(g)} of {of}",
+                "trained on": "; ".join(f"{machine} ({n})" for machine, n in Counter(g.trained_on).most_common()),
                 "training (min)": f"{g.train_wall_clock_s.sum() / 60:.1f}",
                 "evaluation (min)": f"{g.evaluation_s.sum() / 60:.1f}",
                 "images seen": human(g.train_images_seen.sum()), "training FLOPs": human(g.train_flops.sum())}
@@ -669,8 +670,10 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                           "(every point of the cell in one process, interleaved; grid_latency_passes).")
     written += write_table(cost_table(grid, runs), tables, "grid_cost",
                            "What the grid has cost so far: per cell and method, the runs finished of the suite's, "
-                           "their training and evaluation wall-clock as each record measured it (1 thread per run; "
-                           "the machine's load at the time is not in it), images seen and training FLOPs.")
+                           "the machines that trained them (runs each: a GPU's name, else the CPU's), their training "
+                           "and evaluation wall-clock as each record measured it (1 thread per run; the machine's "
+                           "load at the time is not in it; minutes from different machines are not comparable), "
+                           "images seen and training FLOPs.")
     written += write_table(passes_table(passes, set(grid.family)), tables, "grid_latency_passes",
                            "The latency passes the grid's latency column and axis come from (`progbench latency`): "
                            "per cell, its latest pass, with the load average before and after it (1 min).")

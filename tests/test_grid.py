@@ -2,10 +2,12 @@
 KD ladder over the shared range, winners among trained points only, claims from per-seed paired differences with
 95 % intervals; and the grid-only method settings run end to end."""
 import math
+from collections import Counter
 
 import pandas as pd
 import pytest
 
+from progbench.rates import machine_of
 from progbench.reports import grid
 from progbench.reports.generate import tidy
 from progbench.store import Store
@@ -35,6 +37,8 @@ def test_grid_tables(minigrid, tmp_path):
     assert float(total["training (min)"]) == pytest.approx(
         sum(r.metrics["training"]["wall_clock_s"] for r in records if r.run_id in {s.run_id for s in runs}) / 60,
         abs=0.06)
+    machines = Counter(machine_of(r.env()) for r in records if r.run_id in {s.run_id for s in runs})
+    assert total["trained on"] == "; ".join(f"{m} ({n})" for m, n in machines.most_common())  # where each trained
     # the README headline comes from the grid once a store holds grid runs: protocol, figure, areas, winners
     from progbench.reports import document
     text = document.headline(tmp_path / "README.md", tmp_path)

@@ -1,6 +1,7 @@
 """What a careful user hits first: failures of the data, the disk and the method as one line with nothing left behind;
 no report lost to a typo; an interrupted record write or fresh rerun resumed; every method resumed exactly; the
 stale-code guard; quiet, unbuffered output."""
+import ast
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from progbench import protocol
 from progbench.store import Store, sha256_file
 from progbench.suite import load_suite
 from tests.conftest import REPO, nontiming, run_cli
@@ -218,6 +220,45 @@ def test_changed_method_source_without_a_version_bump_is_named(tmp_path, capsys)
     assert run_cli("plan", str(suite), "--results", store, "--only", "method=mine") == 0
     captured = capsys.readouterr()
     assert captured.err == "" and "(0 cached)" in captured.out
+
+
+def test_the_source_fingerprint_does_not_depend_on_the_python_version():
+    """A run trained under another Python (3.12 on a GPU machine, 3.11 here) is checked against the same code: the
+    fingerprint leaves empty fields out (3.12 gave every function and class an empty ``type_params``), and the older
+    ast-1 digests are re-dumped as the record's Python did."""
+    source = (REPO / "methods" / "pwl.py").read_bytes()
+    tree = ast.parse(source)
+    before = protocol.canonical_dump(tree)
+    saved = {c: c._fields for c in (ast.FunctionDef, ast.ClassDef)}
+    try:
+        for c in saved:  # this Python's trees, with the field 3.12 added
+            c._fields = tuple(f for f in c._fields if f != "type_params") + ("type_params",)
+        for node in ast.walk(tree):
+            if isinstance(node, tuple(saved)):
+                node.type_params = []
+        assert "type_params=[]" in ast.dump(tree) and protocol.canonical_dump(tree) == before
+    finally:
+        for c, fields in saved.items():
+            c._fields = fields
+    assert "type_params=[]" in protocol.code_of_ast1(source, "3.12.3")
+    assert "type_params" not in protocol.code_of_ast1(source, "3.11.7")
+
+
+def test_no_committed_record_holds_results_of_other_code():
+    """Every record in the committed store was made by its method's current code (or the code changed with a version
+    bump, which is a new run id): the stale-code guard passes on records made under Python 3.11 and 3.12 alike."""
+    pythons, stale = set(), []
+    for record in Store(REPO / "results").records():
+        env = record.env()
+        recorded = env.get("method_source") or {}
+        method = protocol.get_method(record.spec["method"])
+        if not recorded.get("sha256") or method.version != record.spec["method_version"]:
+            continue
+        pythons.add(env["python"].rsplit(".", 1)[0])
+        if protocol.source_changed(method, recorded, env["python"]):
+            stale.append(record.run_id)
+    assert not stale, stale
+    assert {"3.11", "3.12"} <= pythons  # both kinds of record were checked
 
 
 # --- the disk, the data, the method: one line, nothing left behind ----------------------------------------------------

@@ -410,10 +410,14 @@ def _depth_values(g: pd.DataFrame) -> pd.Series:
 
 def first_answer_ratios(df: pd.DataFrame, records: dict[str, Record], remeasured: dict[str, dict] | None = None
                         ) -> dict[str, float]:
-    """Per PWL run with a measured loading timeline (a latency pass's, else the run's own): stage 0's first answer
-    over the student loaded whole's, the larger of warm and cold cache (``reports/pwl.py``'s P4 measure)."""
+    """Per PWL run with a loading timeline measured on a CPU (a latency pass's, else the run's own when a CPU trained
+    it: a GPU-trained run's timeline is the GPU's, not comparable): stage 0's first answer over the student loaded
+    whole's, the larger of warm and cold cache (``reports/pwl.py``'s P4 measure)."""
     from progbench.reports.pwl import loading_ratios, timeline_frame
-    tl = timeline_frame(df[df.line == "PWL"], records, variant=None, remeasured=remeasured)
+    pwl = df[df.line == "PWL"]
+    on_cpu = {rid for rid in pwl.run_id.unique()
+              if (remeasured or {}).get(rid) or records[rid].env().get("device", "cpu") == "cpu"}
+    tl = timeline_frame(pwl[pwl.run_id.isin(on_cpu)], records, variant=None, remeasured=remeasured)
     if tl.empty:
         return {}
     return loading_ratios(tl).groupby("run_id").first_answer.max().to_dict()
@@ -454,13 +458,14 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None,
                     [float(g[g.order == "prefix"].test_top1.iloc[-1] - teacher.iloc[0]) for g in pwl.values()],
                     -0.001, True, "per seed, the all-teacher stage minus the cell's teacher run (threshold: 0.1 "
                                   "point below it)")
-            ratios = first_answer_ratios(fam, records, remeasured) if records else {}
-            if ratios:
+            if records:  # a cell whose timelines are all a GPU's shows P4 as unmeasured until its latency pass
+                ratios = first_answer_ratios(fam, records, remeasured)
                 runs = {s: g.run_id.iloc[0] for s, g in pwl.items()}
                 add("P4 the first prediction comes as fast as the student's",
                     [ratios[r] for r in runs.values() if r in ratios], TARGET_FIRST, False,
                     "per seed, stage 0's first answer over the student loaded whole (larger of warm and cold cache; "
-                    "the timeline the cell's latest latency pass measured, else the run's own; a ratio, not points)",
+                    "the timeline the cell's latest latency pass measured, else the run's own if a CPU trained it; "
+                    "a ratio, not points)",
                     ratio=True)
             if kd:
                 add("P3 PWL student competitive with KD", [float(pwl[s].test_top1.iloc[0] - kd[s].test_top1.iloc[0])

@@ -11,7 +11,7 @@ from progbench.rates import machine_of
 from progbench.reports import grid
 from progbench.reports.generate import tidy
 from progbench.store import Store
-from tests.conftest import SUITES, run_cli
+from tests.conftest import REPO, SUITES, run_cli
 
 MINI = SUITES / "minigrid.yaml"
 
@@ -230,3 +230,17 @@ def test_claims_say_the_cpu_suites_verdict_on_the_same_dataset_and_architecture(
                            "claim": ["P1 prefix stages rise almost monotonically", "P2 x", "S3/S4 y", "P1 z"]})
     said = grid.earlier_verdicts(claims, df, tables, {"vgg", "vit"})
     assert said == ["does not hold (vgg_outside)", "–", "S3 does not hold (vgg_outside); S4 holds (vgg_outside)", "–"]
+
+
+def test_p4_reads_no_loading_timeline_a_gpu_measured():
+    """The grid's latency is a CPU's: a run trained on a GPU timed its loading there, so P4 reads its timeline only
+    once a latency pass (on a CPU) has measured it again. On the committed store's VGG PWL runs (CPU and H200)."""
+    records = {r.run_id: r for r in Store(REPO / "results").records()
+               if r.spec["method"] == "pwl" and r.spec["task"]["family"] in ("vgg_c10", "vgg_in")}
+    df = tidy(list(records.values())).assign(line="PWL")
+    ratios = grid.first_answer_ratios(df, records)
+    on_gpu = {rid for rid, r in records.items() if r.env()["device"] == "cuda"}
+    assert on_gpu and ratios and not on_gpu & set(ratios)
+    remeasured = sorted(on_gpu)[0]
+    timeline = records[next(iter(ratios))].metrics["progressive_loading"]  # one a CPU measured
+    assert remeasured in grid.first_answer_ratios(df, records, {remeasured: timeline})

@@ -80,7 +80,9 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
     # progbench_user_<stem>) that the measuring process cannot import by name: the index names their files.
     user_modules = {type(m).__module__ for p in points for m in p.model.modules()
              if type(m).__module__.startswith("progbench_user_")}
-    index = {"stages": stages, "whole": {role: str(path) for role, path in whole.items()},
+    # the whole-model files relative to this folder: a store copied elsewhere (from a cluster or a GPU machine) still
+    # finds them
+    index = {"stages": stages, "whole": {role: os.path.relpath(path, directory) for role, path in whole.items()},
              "modules": {name: os.path.abspath(sys.modules[name].__file__) for name in sorted(user_modules)}}
     atomic_write_text(directory / INDEX, json.dumps(index, indent=1))
 
@@ -184,6 +186,15 @@ def _summary(rows: list[dict]) -> dict:
     return out
 
 
+def whole_file(directory: Path, recorded: str) -> Path:
+    """A whole-model file the index names: relative to the stages folder. Older indexes hold the absolute path where
+    the run trained; in a store moved since, the file is where it was beside the stages folder (``work/weights``)."""
+    path = Path(recorded)
+    if not path.is_absolute():
+        return directory / path
+    return path if path.exists() else directory.parent / path.parent.name / path.name
+
+
 def timeline(directory: Path, trials: int, device: torch.device, precision: str) -> dict:
     """The measurement itself (run it in a fresh process: see :func:`measure`)."""
     index = json.loads((directory / INDEX).read_text())
@@ -191,7 +202,7 @@ def timeline(directory: Path, trials: int, device: torch.device, precision: str)
         load_source_file(name, path)
     skeletons = torch.load(directory / "skeletons.pt", weights_only=False)
     image = torch.load(directory / "image.pt")
-    whole = {role: Path(p) for role, p in index["whole"].items()}
+    whole = {role: whole_file(directory, p) for role, p in index["whole"].items()}
     whole_skeleton = {"first": skeletons[0], "last": skeletons[-1]}  # the first/last point, loaded whole
     files = [directory / s["file"] for s in index["stages"]] + list(whole.values())
     result = {"trials": trials, "cold_cache_method": "fsync + posix_fadvise(POSIX_FADV_DONTNEED) on every file",

@@ -1,6 +1,7 @@
 """PWL: the mixed forward under every mask, each of the five losses, and the progressive loading timeline."""
 import itertools
 import json
+import shutil
 
 import pytest
 import torch
@@ -164,25 +165,27 @@ def test_progressive_stages_rebuild_each_point_and_the_timeline_runs_in_a_fresh_
     pwl = make_pwl("vgg").eval()
     points = pwl.anytime_family()
     image = torch.randn(1, 3, 32, 32)
-    whole = {"first": tmp_path / "first.safetensors", "last": tmp_path / "last.safetensors"}
+    weights, stages_dir = tmp_path / "work" / "weights", tmp_path / "work" / "stages"  # a run's work folder
+    whole = {"first": weights / "first.safetensors", "last": weights / "last.safetensors"}
+    weights.mkdir(parents=True)
     save_weights(points[0].model, whole["first"])
     save_weights(points[-1].model, whole["last"])
     assert progressive.nested_keys(points) is None
-    progressive.write_stages(points, tmp_path / "stages", image, whole, torch.device("cpu"))
-    index = json.loads((tmp_path / "stages" / "stages.json").read_text())
+    progressive.write_stages(points, stages_dir, image, whole, torch.device("cpu"))
+    index = json.loads((stages_dir / "stages.json").read_text())
     # each stage file holds only what is new; together they hold every tensor of every point once
     every = {k for p in points for k in p.model.state_dict()}
-    new = [set(load_file(str(tmp_path / "stages" / s["file"]))) for s in index["stages"]]
+    new = [set(load_file(str(stages_dir / s["file"]))) for s in index["stages"]]
     assert sum(map(len, new)) == len(every) and set().union(*new) == every
     assert all(k.startswith("teacher.") for k in new[-1])
     # building stage by stage (reusing what earlier stages built) gives each point's exact function
-    skeletons = torch.load(tmp_path / "stages" / "skeletons.pt", weights_only=False)
+    skeletons = torch.load(stages_dir / "skeletons.pt", weights_only=False)
     built = {}
     for point, stage, skeleton in zip(points, index["stages"], skeletons):
-        model = progressive.build(skeleton, load_file(str(tmp_path / "stages" / stage["file"])), built)
+        model = progressive.build(skeleton, load_file(str(stages_dir / stage["file"])), built)
         with torch.no_grad():  # the same device layout as the built model, so the same kernels: equal bit for bit
             assert torch.equal(model(image), prepare_for_device(point.model, torch.device("cpu"))(image))
-    result = progressive.measure(tmp_path / "stages", trials=2, device=torch.device("cpu"), precision="fp32")
+    result = progressive.measure(stages_dir, trials=2, device=torch.device("cpu"), precision="fp32")
     for cache in ("warm", "cold"):
         stages = result[cache]["stages"]
         assert [s["point"] for s in stages] == [p.name for p in points]
@@ -190,6 +193,15 @@ def test_progressive_stages_rebuild_each_point_and_the_timeline_runs_in_a_fresh_
         assert all(0 < a < b for a, b in zip(ready, ready[1:]))
         assert all(s["answer_s"] > s["ready_s"] > 0 for s in stages)
         assert result[cache]["first"]["load_s"] > 0 and result[cache]["last"]["answer_s"] > 0
+    # a store moved elsewhere (trained on a cluster or a GPU machine, copied back) is measured again where it is now,
+    # also from an older index that holds the absolute paths where the run trained
+    moved = tmp_path / "moved"
+    shutil.move(str(tmp_path / "work"), str(moved))
+    old = {**index, "whole": {role: str(path) for role, path in whole.items()}}  # those paths are gone now
+    for stages_index in (index, old):
+        (moved / "stages" / "stages.json").write_text(json.dumps(stages_index))
+        again = progressive.measure(moved / "stages", trials=1, device=torch.device("cpu"), precision="fp32")
+        assert again["warm"]["first"]["load_s"] > 0 and len(again["cold"]["stages"]) == len(points)
 
 
 def test_pwl_in_the_smoke_suite(smoke_store):

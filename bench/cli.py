@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     _placement(p)
     _common(p)
 
+    p = sub.add_parser("import", help="copy in the finished runs of another store (trained on a cluster or another "
+                                      "machine) that this one lacks, each verified there and here; never overwrites")
+    p.add_argument("source", help="the other store's folder (the one holding runs/)")
+    _common(p)
+
     p = sub.add_parser("report", help="rebuild the tables and figures under reports/ from the store")
     p.add_argument("--out", default=None, help="output folder (default: reports, the report of ./results; another "
                                                "store's report goes there only with --force)")
@@ -443,6 +448,21 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from .store import Store
+    found = Store(args.results).take_in(Store(args.source))
+    why = {"refused": f"{args.results} already holds another record of each, or an unfinished or corrupt run (left "
+                      f"as it is; move it aside to take this one)",
+           "unfinished": "not finished there (finish them there first)",
+           "corrupt": "corrupt there (their files do not match record.json)"}
+    print(f"import: {len(found['copied'])} run(s) copied from {args.source} into {args.results}, "
+          f"{len(found['same'])} already here")
+    for outcome, reason in why.items():
+        if found[outcome]:
+            print(f"import: {len(found[outcome])} not taken, {reason}: {' '.join(found[outcome])}", file=sys.stderr)
+    return 1 if found["refused"] or found["corrupt"] else 0
+
+
 def cmd_methods(args) -> int:
     import dataclasses
 
@@ -486,7 +506,7 @@ def cmd_compare(args) -> int:
 COMMANDS = {"plan": cmd_plan, "run": cmd_run, "status": cmd_status, "latency": cmd_latency, "report": cmd_report,
             "reproduce": cmd_reproduce,
             "models": cmd_models,
-            "methods": cmd_methods, "calibrate": cmd_calibrate, "compare": cmd_compare}
+            "methods": cmd_methods, "calibrate": cmd_calibrate, "compare": cmd_compare, "import": cmd_import}
 
 
 def unbuffered() -> None:

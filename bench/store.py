@@ -224,6 +224,51 @@ class Store:
                 print(f"warning: skipping {d}: {found.reason}; `progbench run` moves it to quarantine and redoes it")
         return out
 
+    def take_in(self, source: Store) -> dict[str, list[str]]:
+        """Copy in the finished runs of another store (trained elsewhere: a cluster's scratch disk, a GPU machine) that
+        this one lacks, each whole (its ``work/`` too: point weights and stages, for a later latency pass) and its log.
+
+        Each run is verified in ``source`` first, copied into a hidden folder, renamed into place and verified again.
+        Nothing here is overwritten: a run this store already holds with the same record.json is left ("same"), one it
+        holds with another record, or unfinished or corrupt, is refused ("refused"); a source run that is unfinished or
+        corrupt is not copied ("unfinished", "corrupt"). Returns the run ids by outcome, "copied" among them."""
+        if not source.runs.is_dir():
+            raise UserError(f"{source.root} has no runs/ folder: it is not a results store; pass the folder that "
+                            f"holds runs/")
+        if source.runs.resolve() == self.runs.resolve():
+            raise UserError(f"{source.root} is this store itself; pass another store to take its runs in")
+        out: dict[str, list[str]] = {k: [] for k in ("copied", "same", "refused", "unfinished", "corrupt")}
+        for d in sorted(source.runs.iterdir()):
+            if not d.is_dir() or d.name.startswith("."):
+                continue
+            rid, there = d.name, source.check(d.name)
+            if there.status != "done":
+                out["corrupt" if there.status == "corrupt" else "unfinished"].append(rid)
+                continue
+            here = self.check(rid)
+            if here.status == "done":
+                same = (self.run_dir(rid) / "record.json").read_bytes() == (d / "record.json").read_bytes()
+                out["same" if same else "refused"].append(rid)
+                continue
+            if here.status != "missing":
+                out["refused"].append(rid)
+                continue
+            self.runs.mkdir(parents=True, exist_ok=True)
+            tmp = self.runs / f".{rid}.import{os.getpid()}"
+            try:
+                shutil.copytree(d, tmp)
+                os.rename(tmp, self.run_dir(rid))
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise storage_error(exc, self.run_dir(rid)) from None
+            self.verify(rid)
+            log = source.logs / f"{rid}.log"
+            if log.is_file() and not (self.logs / log.name).exists():
+                self.logs.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(log, self.logs / log.name)
+            out["copied"].append(rid)
+        return out
+
     # --- writing ----------------------------------------------------------------------------------------------------
     def quarantine(self, rid: str, reason: str) -> Path:
         """Move a corrupt record's files aside (never delete them); returns where they went.

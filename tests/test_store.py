@@ -58,3 +58,37 @@ def test_result_files_without_a_record_are_partial_and_a_bad_record_is_corrupt(t
     (d / "record.json").write_text("[]")
     found = store.check("kd-vgg-s0-abc")
     assert found.status == "corrupt" and "malformed record" in found.reason
+
+
+def test_import_takes_in_another_stores_finished_runs_and_never_overwrites(smoke_store, tmp_path, capsys):
+    """A store trained elsewhere (a cluster's scratch disk, a GPU machine) is copied in run by run, verified there and
+    here, work folders too; a run already here is left; another record of it, or a corrupt run there, is refused."""
+    source = Store(smoke_store)
+    rids = sorted(r.run_id for r in source.records())
+    dest = tmp_path / "results"
+    assert run_cli("import", str(smoke_store), "--results", str(dest)) == 0
+    assert sorted(r.run_id for r in Store(dest).records()) == rids  # every one verifies here
+    for rid in rids:  # the whole run folder: record, point weights and stages for a later latency pass
+        assert sorted(p.relative_to(source.run_dir(rid)) for p in source.run_dir(rid).rglob("*")) == \
+               sorted(p.relative_to(dest / "runs" / rid) for p in (dest / "runs" / rid).rglob("*"))
+    assert not [p for p in (dest / "runs").iterdir() if p.name.startswith(".")]  # no temporary folder left
+    capsys.readouterr()
+    assert run_cli("import", str(smoke_store), "--results", str(dest)) == 0  # again: nothing to copy
+    assert capsys.readouterr().out.strip() == f"import: 0 run(s) copied from {smoke_store} into {dest}, " \
+                                              f"{len(rids)} already here"
+    # a differing record of a run here is refused and left as it is; a corrupt run there is not copied
+    other = tmp_path / "other"
+    shutil.copytree(smoke_store, other)
+    manifest = other / "runs" / rids[0] / "record.json"
+    manifest.write_text(manifest.read_text() + "\n")
+    (other / "runs" / rids[1] / "metrics.json").write_text("{}")
+    shutil.rmtree(dest / "runs" / rids[1])
+    here = (dest / "runs" / rids[0] / "record.json").read_bytes()
+    assert run_cli("import", str(other), "--results", str(dest)) == 1
+    err = capsys.readouterr().err
+    assert f"1 not taken, {dest} already holds another record" in err and rids[0] in err
+    assert "1 not taken, corrupt there" in err and rids[1] in err
+    assert (dest / "runs" / rids[0] / "record.json").read_bytes() == here and not (dest / "runs" / rids[1]).exists()
+    assert run_cli("import", str(tmp_path / "nowhere"), "--results", str(dest)) == 2  # not a store: one line
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "has no runs/ folder: it is not a results store" in line

@@ -510,16 +510,22 @@ def _digest(sources: list[bytes], take) -> str:
     return digest.hexdigest()
 
 
+_OLDER_DIGESTS: dict[tuple[type, str | None, str | None], str] = {}  # (class, fingerprint, Python) -> its digest
+
+
 def source_changed(cls: type[Method], recorded: dict, python: str | None = None) -> bool:
     """Whether ``cls``'s source differs from the ``method_source`` a record holds, the record made under Python
     ``python`` (env.json's "python"; it matters to fingerprint ast-1 only; older records: raw bytes)."""
     current = method_source(cls)
-    sources = _SOURCES[cls][1]
-    if recorded.get("fingerprint") == current["fingerprint"]:
+    fingerprint = recorded.get("fingerprint")
+    if fingerprint == current["fingerprint"]:
         return recorded["sha256"] != current["sha256"]
-    if recorded.get("fingerprint") == "ast-1":
-        return recorded["sha256"] != _digest(sources, lambda source: code_of_ast1(source, python))
-    return recorded["sha256"] != _digest(sources, lambda source: source)
+    # taken once per class, fingerprint and Python: a store holds many records of each
+    key = (cls, fingerprint, python if fingerprint == "ast-1" else None)
+    if key not in _OLDER_DIGESTS:
+        take = (lambda source: code_of_ast1(source, python)) if fingerprint == "ast-1" else (lambda source: source)
+        _OLDER_DIGESTS[key] = _digest(_SOURCES[cls][1], take)
+    return recorded["sha256"] != _OLDER_DIGESTS[key]
 
 
 def available_methods() -> dict[str, str]:

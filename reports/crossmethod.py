@@ -48,6 +48,11 @@ def architecture(arch: str | None) -> str | None:
     return next((label for key, label in ARCHITECTURES.items() if str(arch).startswith(f"pb_{key}")), None)
 
 
+def architecture_label(arch: str | None) -> str:
+    """The architecture's name (VGG, ResNet, ViT), else the preset's own."""
+    return architecture(arch) or str(arch)
+
+
 def _main_configuration(g: pd.DataFrame) -> pd.DataFrame:
     """The rows of one setting (family, config, budget, method version, architecture) of a method: the one closest to
     its defaults (fewest changed fields), then the one with most seeds. Settings are never averaged together."""

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from progbench import latency
-from progbench.reports.crossmethod import architecture
+from progbench.reports.crossmethod import architecture_label
 from progbench.reports.generate import (
     STYLES,
     config_change,
@@ -87,7 +87,7 @@ def main_configs(runs) -> dict[tuple[str, str], str]:
 
 
 def cell_label(g: pd.DataFrame) -> str:
-    arch = architecture(g.arch.iloc[0]) or g.arch.iloc[0]
+    arch = architecture_label(g.arch.iloc[0])
     return f"{g.dataset.iloc[0].split('[')[0]} · {arch}"
 
 
@@ -342,7 +342,7 @@ def cost_table(grid: pd.DataFrame, runs: list) -> pd.DataFrame:
     planned = Counter((r.family, "teacher" if r.is_teacher else r.method) for r in runs)
     done = done.assign(method=done.method.where(done.role != "teacher", "teacher"))
     labels = {r.family: f"{r.spec['task']['dataset']['name']} · "  # a cell with nothing finished yet
-                        f"{architecture(r.spec['task']['arch']) or r.spec['task']['arch']}"
+                        f"{architecture_label(r.spec['task']['arch'])}"
               for r in runs if not r.is_teacher}
     labels.update({family: cell_label(g) for family, g in done.groupby("family")})
 
@@ -568,13 +568,12 @@ def earlier_verdicts(claims: pd.DataFrame, df: pd.DataFrame, tables: Path, grid_
         return ["–"] * len(claims)
     earlier = pd.concat([f[["claim", "dataset", "family", "verdict"]] for f in frames], ignore_index=True)
     earlier = earlier[~earlier.family.isin(grid_families)]
-    students = df[df.role != "teacher"].groupby("family").arch.first().map(lambda a: architecture(a) or str(a))
+    students = df[df.role != "teacher"].groupby("family").arch.first().map(architecture_label)
     found: dict[tuple[str, str, str], list[str]] = {}
     for row in earlier.itertuples():
         key = (row.dataset.split("[")[0], students.get(row.family, ""), _claim_id(row.claim))
         found.setdefault(key, []).append(f"{row.verdict} ({row.family})")
-    cells = {cell_label(g): (g.dataset.iloc[0].split("[")[0], architecture(g[g.role != "teacher"].arch.iloc[0])
-                             or str(g[g.role != "teacher"].arch.iloc[0]))
+    cells = {cell_label(g): (g.dataset.iloc[0].split("[")[0], architecture_label(g[g.role != "teacher"].arch.iloc[0]))
              for _, g in df[df.family.isin(grid_families)].groupby("family") if (g.role != "teacher").any()}
     out = []
     for cell, claim in zip(claims.cell, claims.claim):

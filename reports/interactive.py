@@ -28,7 +28,7 @@ from plotly.offline import get_plotlyjs
 from progbench.errors import UserError
 from progbench.protocol import get_method
 from progbench.reports import document, pwl
-from progbench.reports.crossmethod import ARCHITECTURES, architecture
+from progbench.reports.crossmethod import ARCHITECTURES, architecture_label
 from progbench.reports.generate import (
     FAMILY_ORDER,
     changed_fields,
@@ -103,10 +103,6 @@ table.matrix td a{color:inherit;text-decoration:none;display:block}
 .key span{padding:1px 8px;margin-right:.5em}details{margin:.5em 0 1em}summary{cursor:pointer;font-size:13px}"""
 
 
-def _architecture_label(arch: str | None) -> str:
-    return architecture(arch) or str(arch)
-
-
 def family_cells(df: pd.DataFrame) -> dict[str, tuple[str, str]]:
     """family -> (dataset, architecture): the dataset without its subset, and the architecture most of the family's
     students have (a family's teacher may be another architecture: SWS distils from a ResNet)."""
@@ -114,7 +110,7 @@ def family_cells(df: pd.DataFrame) -> dict[str, tuple[str, str]]:
     for family, g in df.groupby("family"):
         students = g[g.role != "teacher"]
         g = students if not students.empty else g
-        counts = Counter(g.drop_duplicates("run_id").arch.map(_architecture_label))
+        counts = Counter(g.drop_duplicates("run_id").arch.map(architecture_label))
         label = min(counts, key=lambda a: (-counts[a], a))
         cells[family] = (g.dataset.iloc[0].split("[")[0], label)
     return cells
@@ -180,12 +176,12 @@ def _distils(model: str) -> bool:
 def _label(key: tuple, g: pd.DataFrame, cell_architecture: str, note: str, one_dataset: bool) -> str:
     model, dataset, arch, teacher_arch = key[0], key[2], key[3], key[4]
     notes = []
-    if model == "teacher" and _architecture_label(arch) != cell_architecture:
-        notes.append(_architecture_label(arch))
+    if model == "teacher" and architecture_label(arch) != cell_architecture:
+        notes.append(architecture_label(arch))
     if "train_per_class=" in dataset and not one_dataset:  # a subset only some of the cell's runs learn from
         notes.append(dataset.split("train_per_class=")[1].split(",")[0].rstrip("]") + "/class")
-    if _distils(model) and pd.notna(teacher_arch) and _architecture_label(teacher_arch) != cell_architecture:
-        notes.append(f"{_architecture_label(teacher_arch)} teacher")
+    if _distils(model) and pd.notna(teacher_arch) and architecture_label(teacher_arch) != cell_architecture:
+        notes.append(f"{architecture_label(teacher_arch)} teacher")
     if note:
         notes.append(note)
     name = MODELS.get(model, (model,))[0]

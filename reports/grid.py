@@ -305,13 +305,11 @@ def matched_table(fam: pd.DataFrame) -> pd.DataFrame:
                 mean, std, low, high = interval(per_seed)
                 reading = {"holds": "above the KD ladder", "does not hold": "below the KD ladder"}.get(
                     verdict(low, high, 0.0), "inconclusive")
+                difference, bounds = interval_text(mean, std, low, high)
                 rows.append({"cell": cell_label(g), "cost axis": axis_label, "method": line,
                              "points compared": len(compared) if compared else "none in the ladder's range",
-                             "seeds": _seeds(len(per_seed)),
-                             "difference (pts)": "–" if math.isnan(mean) else
-                             f"{mean * 100:+.2f}" + ("" if math.isnan(std) else f" ± {std * 100:.2f}"),
-                             "95% interval": "–" if math.isnan(low) else f"[{low * 100:+.2f}, {high * 100:+.2f}]",
-                             "reading": reading})
+                             "seeds": _seeds(len(per_seed)), "difference (pts)": difference,
+                             "95% interval": bounds, "reading": reading})
     return pd.DataFrame(rows)
 
 
@@ -376,6 +374,19 @@ def interval(values: list[float]) -> tuple[float, float, float, float]:
     return mean, std, mean - half, mean + half
 
 
+def _value(v: float, ratio: bool = False) -> str:
+    """A difference in signed points (from a fraction), or a ratio as ×."""
+    return f"×{v:.3f}" if ratio else f"{v * 100:+.2f}"
+
+
+def interval_text(mean: float, std: float, low: float, high: float, ratio: bool = False) -> tuple[str, str]:
+    """An :func:`interval` as a table shows it: "mean ± std" and "[low, high]", in signed points (or, for a ratio,
+    as ×), "–" where there is none."""
+    spread = f"{std:.3f}" if ratio else f"{std * 100:.2f}"
+    return ("–" if math.isnan(mean) else _value(mean, ratio) + ("" if math.isnan(std) else f" ± {spread}"),
+            "–" if math.isnan(low) else f"[{_value(low, ratio)}, {_value(high, ratio)}]")
+
+
 def verdict(low: float, high: float, threshold: float, above: bool = True) -> str:
     """*holds* when the whole interval is on the claim's side of the threshold, *does not hold* when it is wholly on
     the other side, *inconclusive* when it straddles it (or there is no interval)."""
@@ -437,13 +448,10 @@ def claims_table(df: pd.DataFrame, records: dict[str, Record] | None = None,
                 ratio: bool = False) -> None:
             """``values``: per-seed differences in top-1 (fractions; shown in points), or ratios (shown as ×)."""
             mean, std, low, high = interval(values)
-            num = (lambda v: f"×{v:.3f}") if ratio else (lambda v: f"{v * 100:+.2f}")
-            spread = (lambda v: f"{v:.3f}") if ratio else (lambda v: f"{v * 100:.2f}")
+            difference, bounds = interval_text(mean, std, low, high, ratio)
             rows.append({"cell": cell, "claim": claim, "seeds": len(values),
-                         "paired difference (pts)": "–" if math.isnan(mean) else
-                         num(mean) + ("" if math.isnan(std) else f" ± {spread(std)}"),
-                         "95% interval": "–" if math.isnan(low) else f"[{num(low)}, {num(high)}]",
-                         "threshold (pts)": f"{'>' if above else '<'} {num(threshold)}",
+                         "paired difference (pts)": difference, "95% interval": bounds,
+                         "threshold (pts)": f"{'>' if above else '<'} {_value(threshold, ratio)}",
                          "verdict": verdict(low, high, threshold, above), "what": what})
 
         pwl = _per_seed(fam, family, "PWL")

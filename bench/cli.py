@@ -306,7 +306,7 @@ def cmd_latency(args) -> int:
     for run in suite.select(args.only):
         check = store.check(run.run_id)
         if check.status == "done":
-            families.setdefault(run.family, []).append(check.record)
+            families.setdefault(run.family, []).append((check.record, run))
     if not families:
         raise UserError(f"no finished run of suite {suite.name}" + (f" matches --only {args.only}" if args.only else "")
                         + f"; `progbench status {suite.name}` lists them")
@@ -317,22 +317,35 @@ def cmd_latency(args) -> int:
                         f"pass --busy-ok, and the pass is marked busy)")
     import torch
     env = environment(torch.device("cpu"))
-    for family, records in families.items():
-        points = sum(len(r.metrics["points"]) for r in records)
-        print(f"latency {family}: {points} points of {len(records)} run(s), {args.rounds} rounds", flush=True)
+    for family, finished in families.items():
+        runs, untimed = [], {}
+        for record, run in finished:
+            models = latency.family(record, run)
+            if isinstance(models, str):
+                untimed[record.run_id] = models
+                print(f"latency {family}: {record.run_id} left out: {models}", flush=True)
+            else:
+                runs.append((record, models))
+        points = sum(len(r.metrics["points"]) for r, _ in runs)
+        print(f"latency {family}: {points} points of {len(runs)} run(s), {args.rounds} rounds", flush=True)
         start = latency.load_average()
-        rows = latency.time_points(records, rounds=args.rounds, min_run_time=args.min_run_time,
+        rows = latency.time_points(runs, rounds=args.rounds, min_run_time=args.min_run_time,
                                    threads=args.timing_threads,
                                    on_round=lambda r, n: print(f"  round {r}/{n}", flush=True))
-        timelines = latency.time_loading(records, args.load_trials, threads=args.timing_threads,
-                                         on_run=lambda rid: print(f"  loading timeline of {rid}", flush=True))
+        timelines, not_loaded = latency.time_loading(
+            runs, args.load_trials, threads=args.timing_threads,
+            on_run=lambda rid: print(f"  loading timeline of {rid}", flush=True))
+        for rid, why in not_loaded.items():
+            print(f"latency {family}: {rid}: loading timeline not measured again: {why}", flush=True)
         end = latency.load_average()
         path = latency.write_pass(store.root, family, {
             "family": family, "suite": suite.name, "rounds": args.rounds,
             "min_run_time_s": args.min_run_time, "threads": args.timing_threads,
             "load_average_before": start, "load_average_after": end,
             "busy": latency.busy(start),  # after the pass, the load includes the pass's own thread
-            "env": env, "points": rows, **({"loading": timelines} if timelines else {})})
+            "weights": latency.STAND_INS, "env": env, "points": rows,
+            **({"loading": timelines} if timelines else {}),
+            **({"left_out": untimed} if untimed else {}), **({"loading_left_out": not_loaded} if not_loaded else {})})
         print(f"latency {family}: written to {path} (load average {start[0]} before, {end[0]} after)")
     return 0
 

@@ -74,6 +74,17 @@ def _skeleton(model: nn.Module) -> nn.Module:
         return copy.deepcopy(model).to("meta")
 
 
+def save_architectures(points: list, path: Path) -> None:
+    """The family's architectures without storage, ``{point name: module on the meta device}``, copied together so
+    they share what the points share. Kept with the record (a few KB a point), so a latency pass can rebuild and time
+    the points on any machine, long after the run's ``work/`` folder (its weights) is gone."""
+    with torch.device("meta"):
+        skeletons = copy.deepcopy([p.model for p in points])
+        for skeleton in skeletons:
+            skeleton.to("meta")
+    atomic_save({p.name: skeleton for p, skeleton in zip(points, skeletons)}, path)
+
+
 def build_point(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:
     """A point from its skeleton (:func:`_skeleton`) and weights file, laid out for ``device`` as when it was timed."""
     state = load_file(str(path), device=str(device))
@@ -211,15 +222,13 @@ def score_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preproc
 
 def evaluate_point(point: OperatingPoint, data: datamod.Data, prep: datamod.Preprocess, device: torch.device,
                    precision: str, weights_path: Path, settings: EvalSettings) -> tuple[dict, torch.Tensor]:
-    """All metrics of one operating point (accuracy and every cost), and its test logits. Beside its weights file goes
-    its skeleton (``<point>.pt``: the module on the meta device), so a later pass can rebuild the point without its
-    method, e.g. to time every point of a cell in one process."""
+    """All metrics of one operating point (accuracy and every cost), and its test logits; its weights are written to
+    ``weights_path`` (the file whose loading is timed)."""
     metrics, test_logits = score_point(point, data, prep, device, precision, settings)
     model = point.model
     image = prep(data.test.images[:1], train=False)
     weight_bytes = save_weights(model, weights_path)
     skeleton = _skeleton(model)
-    atomic_save(skeleton, weights_path.with_suffix(".pt"))
     metrics.update({
         "weight_bytes": weight_bytes,
         **time_loading(skeleton, weights_path, image, device, precision, settings.load_trials),

@@ -2,21 +2,28 @@
 
 Each run times its own points at the end of its training (``latency_s`` in its metrics), in a process that has just
 trained, beside whatever else the machine ran then: the same model's batch-1 latency differed up to 2x between runs.
-A *pass* (``progbench latency SUITE --only family=F``) rebuilds every point of the cell's finished runs from the files
-each run left (``work/weights/<point>.safetensors`` and its skeleton ``<point>.pt``; a one-model run made before
-skeletons were saved is rebuilt from its spec) in one process that has done nothing else, then times them in rounds:
-each round times every point once (``torch.utils.benchmark``, batch 1), in an order shuffled per round (seeded), so
-every point sees the same conditions. A point's latency is the median of its rounds. The load average before and after
-is recorded, and a pass refuses to start on a busy machine unless told otherwise (it is then marked busy).
+A *pass* (``progbench latency SUITE --only family=F``) rebuilds every point of the cell's finished runs in one
+process that has done nothing else, then times them in rounds: each round times every point once
+(``torch.utils.benchmark``, batch 1), in an order shuffled per round (seeded), so every point sees the same
+conditions. A point's latency is the median of its rounds. The load average before and after is recorded, and a pass
+refuses to start on a busy machine unless told otherwise (it is then marked busy).
 
-A pass also measures again, on the same quiet machine, the progressive loading timeline of every run that left one
-(``work/stages``: the stage files of PWL and B-DISTIL runs), each in a fresh process as the run itself did
-(``progressive.measure``); the report reads a run's timeline from the latest pass that measured it, else from the
-run's own record.
+A point is rebuilt from its architecture, not its weights: each record keeps its family's modules on the meta device
+(``points.pt``), and the pass gives them stand-in values (:func:`stand_ins`). Batch-1 time of dense float kernels does
+not depend on the values (``tests/perf/test_stand_in_latency.py`` times trained teachers beside their stand-ins), and
+a run's weights stay behind on the machine that trained it (a GPU machine, a cluster node, a session that ended), so a
+pass can run on any clone of the store. A run recorded before ``points.pt`` was kept is rebuilt from its spec where
+that is possible (a one-model run; a method that builds its family on the meta device without data or training, as
+at plan time); the others are named in the pass as left out. Every rebuilt point is checked against its recorded
+parameter count.
+
+A pass also measures again, on the same quiet machine, the progressive loading timeline of every run that recorded
+one (PWL and B-DISTIL), each in a fresh process as the run itself did (``progressive.measure``), from stage files
+written anew with the stand-in points: the same tensors per stage, so the same bytes, checked against the run's. The
+report reads a run's timeline from the latest pass that measured it, else from the run's own record.
 
 Passes are written as ``results/latency/<family>/<UTC time>.json`` and never overwritten; the report scores the
-latency axis of a cell from its latest pass. Point weights live in each run's ``work/`` folder, which stays on the
-machine that trained it, so a pass runs there.
+latency axis of a cell from its latest pass.
 """
 from __future__ import annotations
 
@@ -26,10 +33,14 @@ import os
 import random
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
-from .store import Record, atomic_write_text
-from .suite import task_of
+from .store import ARCHITECTURES, Record, atomic_write_text
+from .suite import RunSpec, task_of
+
+if TYPE_CHECKING:
+    from torch import nn
 
 BUSY_LOAD_PER_CORE = 0.25  # a 1-minute load average above this many runnable tasks per core is a busy machine
 FOLDER = "latency"
@@ -43,45 +54,102 @@ def busy(load: list[float]) -> bool:
     return load[0] > BUSY_LOAD_PER_CORE * (os.cpu_count() or 1)
 
 
-def rebuild(record: Record, point: str, device):
-    """The point as the run evaluated it: its skeleton with its weights file, laid out for ``device``."""
+STAND_INS = ("stand-in values (same shapes, dtypes, sharing and layout as the trained points): batch-1 time of dense "
+             "float kernels does not depend on the values, so a point is timed from its architecture, on any machine")
+
+
+def architectures(record: Record, run: RunSpec) -> dict[str, nn.Module] | str:
+    """``{point name: skeleton}`` of the run's anytime family (modules on the meta device, no weights), or why it
+    cannot be rebuilt. From the record's ``points.pt``; for a run recorded before that was kept, a one-model run's
+    spec builds it, and a method that builds its family without data or training (everything but B-DISTIL and
+    RESCHED) builds it on the meta device from the spec, as at plan time."""
     import torch
 
-    from .evaluate import build_point
+    from . import protocol
     from .models import create_model
-    weights = record.path / "work" / "weights" / f"{point}.safetensors"
-    if not weights.is_file():
-        raise UserError(f"run {record.run_id}: no weights file for point {point!r} ({weights}); a latency pass runs "
-                        f"on the machine that trained the run, whose work/ folder holds them")
-    skeleton_path = weights.with_suffix(".pt")
-    if skeleton_path.is_file():
-        skeleton = torch.load(skeleton_path, weights_only=False)
-    elif len(record.metrics["points"]) == 1:  # one model, made before skeletons were saved: its spec builds it
+    from .preflight import meta_family
+    protocol.get_method(run.method_ref)  # a method file's classes, before unpickling them
+    names = [p["point"] for p in record.metrics["points"]]
+    if record.architectures is not None:
+        return torch.load(record.architectures, weights_only=False)
+    if len(names) == 1:
         task = task_of(record.spec)
         with torch.device("meta"):
-            skeleton = create_model(task.arch, num_classes=task.dataset.num_classes, **task.arch_kwargs)
-    else:
-        raise UserError(f"run {record.run_id}: no skeleton for point {point!r} ({skeleton_path}); retrain the run "
-                        f"with this version of progbench to time its points in a pass")
-    return build_point(skeleton, weights, device)
+            return {names[0]: create_model(task.arch, num_classes=task.dataset.num_classes, **task.arch_kwargs)}
+    family = meta_family(run)
+    if family is None:
+        return (f"its architectures were not kept (recorded before {ARCHITECTURES} was) and method "
+                f"{record.spec['method']} builds its family only from the run's data or trained weights")
+    if [p.name for p in family] != names:
+        return f"the family its method builds now ({[p.name for p in family]}) is not the one it recorded ({names})"
+    return {p.name: p.model for p in family}
 
 
-def time_points(records: list[Record], rounds: int = 5, min_run_time: float = 0.2, threads: int = 1,
-                seed: int = 0, on_round=None) -> list[dict]:
-    """Every point of ``records`` timed in this process, ``rounds`` times each, interleaved (see the module doc)."""
+def stand_ins(skeletons: dict[str, nn.Module], seed: int = 0) -> dict[str, nn.Module]:
+    """The skeletons made real on the CPU with stand-in values, laid out as the run laid its points out: every tensor
+    made once, so whatever the points share (PWL's teacher blocks, tied weights) stays shared; weights drawn from
+    N(0, 0.02) and then PyTorch's own initialisation of its layers (norm statistics 0 and 1), so no value is
+    denormal, infinite or NaN."""
+    import torch
+    from torch import nn
+
+    from .models import prepare_for_device
+    generator = torch.Generator().manual_seed(seed)
+    made: dict[int, tuple] = {}  # id -> (the meta tensor, kept alive so its id is not reused; its real one)
+    with torch.no_grad():
+        for model in skeletons.values():
+            for module in model.modules():
+                for tensors in (module._parameters, module._buffers):
+                    for key, t in tensors.items():
+                        if t is None:
+                            continue
+                        if id(t) not in made:
+                            real = torch.empty(t.shape, dtype=t.dtype)
+                            real.normal_(0, 0.02, generator=generator) if real.is_floating_point() else real.zero_()
+                            made[id(t)] = (t, nn.Parameter(real, t.requires_grad)
+                                           if isinstance(t, nn.Parameter) else real)
+                        tensors[key] = made[id(t)][1]
+        torch.manual_seed(seed)
+        for model in skeletons.values():
+            for module in model.modules():
+                if type(module).__module__.startswith("torch.nn.") and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+    return {name: prepare_for_device(model, torch.device("cpu")).eval() for name, model in skeletons.items()}
+
+
+def family(record: Record, run: RunSpec, seed: int = 0) -> dict[str, nn.Module] | str:
+    """The run's points rebuilt with stand-in values (:func:`stand_ins`), each checked against its recorded parameter
+    count, or why they cannot be."""
+    from .evaluate import count_params
+    skeletons = architectures(record, run)
+    if isinstance(skeletons, str):
+        return skeletons
+    models = stand_ins(skeletons, seed)
+    for p in record.metrics["points"]:
+        model = models.get(p["point"])
+        if model is None:
+            return f"its architectures lack point {p['point']!r}"
+        if count_params(model) != p["params"]:
+            return f"point {p['point']!r} rebuilt has {count_params(model)} parameters, its record {p['params']}"
+    return models
+
+
+def time_points(runs: list[tuple[Record, dict[str, nn.Module]]], rounds: int = 5, min_run_time: float = 0.2,
+                threads: int = 1, seed: int = 0, on_round=None) -> list[dict]:
+    """Every point of every run (its record, its points from :func:`family`) timed in this process, ``rounds`` times
+    each, interleaved (see the module doc)."""
     import torch
 
     from .evaluate import latency_timer
     torch.set_num_threads(threads)  # latency_timer times with this many
     device = torch.device("cpu")
     entries = []
-    for record in records:
+    for record, models in runs:
         task = task_of(record.spec)
         size = task.budget.augment_spec.resize or task.dataset.resolution
         image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))  # shape is what counts
         for p in record.metrics["points"]:
-            model = rebuild(record, p["point"], device)
-            entries.append({"record": record, "point": p["point"], "model": model, "image": image,
+            entries.append({"record": record, "point": p["point"], "model": models[p["point"]], "image": image,
                             "precision": task.budget.precision, "times": []})
 
     timers = [latency_timer(e["model"], e["image"], device, e["precision"]) for e in entries]
@@ -97,22 +165,44 @@ def time_points(records: list[Record], rounds: int = 5, min_run_time: float = 0.
             for e in entries]
 
 
-def time_loading(records: list[Record], trials: int, threads: int = 1, on_run=None) -> dict[str, dict]:
-    """run id -> its progressive loading timeline measured again now (runs without stage files are left out)."""
+def time_loading(runs: list[tuple[Record, dict[str, nn.Module]]], trials: int, threads: int = 1, seed: int = 0,
+                 on_run=None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Each run's progressive loading timeline measured again now, from stage files written anew with its stand-in
+    points (the same tensors per stage, so the same bytes: checked against the run's own timeline); runs that
+    recorded no timeline are left out. Returns run id -> timeline, and run id -> why it could not be measured."""
+    import tempfile
+
     import torch
 
     from . import progressive
+    from .evaluate import save_weights
+    from .protocol import OperatingPoint
     torch.set_num_threads(threads)  # the measuring process is given this process's thread count
-    timelines = {}
-    for record in records:
-        stages = record.path / "work" / "stages"
-        if not (stages / progressive.INDEX).is_file():
+    timelines, untimed = {}, {}
+    for record, models in runs:
+        recorded = record.metrics.get("progressive_loading") or {}
+        if "warm" not in recorded:
             continue
-        timelines[record.run_id] = progressive.measure(stages, trials, torch.device("cpu"),
-                                                       task_of(record.spec).budget.precision)
+        task = task_of(record.spec)
+        size = task.budget.augment_spec.resize or task.dataset.resolution
+        image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+        points = [OperatingPoint(p["point"], models[p["point"]]) for p in record.metrics["points"]]
+        with tempfile.TemporaryDirectory(prefix="progbench-stages-") as tmp:
+            whole = {role: Path(tmp) / "weights" / f"{p.name}.safetensors"
+                     for role, p in (("first", points[0]), ("last", points[-1]))}
+            for role, p in (("first", points[0]), ("last", points[-1])):
+                save_weights(p.model, whole[role])
+            stages = Path(tmp) / "stages"
+            progressive.write_stages(points, stages, image, whole, torch.device("cpu"))
+            written = [s["new_bytes"] for s in json.loads((stages / progressive.INDEX).read_text())["stages"]]
+            expected = [s["new_bytes"] for s in recorded["warm"]["stages"]]
+            if written != expected:
+                untimed[record.run_id] = f"stage files of {written} bytes, the run's were {expected}"
+                continue
+            timelines[record.run_id] = progressive.measure(stages, trials, torch.device("cpu"), task.budget.precision)
         if on_run:
             on_run(record.run_id)
-    return timelines
+    return timelines, untimed
 
 
 def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:

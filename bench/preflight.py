@@ -57,24 +57,53 @@ def check_methods(runs: list[RunSpec]) -> None:
             raise UserError(f"run {run.label or run.run_id}: {_CHECKED[key]}")
 
 
+def _meta_method(run: RunSpec, cls: type[protocol.Method]) -> protocol.Method:
+    """The run's method built on the meta device (call under ``torch.device("meta")``): a meta teacher, no data."""
+    import torch
+
+    from .models import create_model
+
+    task = run.task
+    size = task.budget.augment_spec.resize or task.dataset.resolution
+    teacher = None
+    if cls.needs_teacher and task.teacher_arch:
+        teacher = create_model(task.teacher_arch, num_classes=task.dataset.num_classes, **task.teacher_kwargs)
+        teacher.eval().requires_grad_(False)
+    ctx = protocol.Context(task, torch.device("meta"), task.dataset.num_classes, size, teacher, _NoData())
+    return cls(ctx, cls.make_config(run.spec["config"]))
+
+
+def _walk(method: protocol.Method) -> list[protocol.OperatingPoint]:
+    for _ in method.phases():  # the code between yields builds what later phases train
+        pass
+    return method.anytime_family()
+
+
+def meta_family(run: RunSpec) -> list[protocol.OperatingPoint] | None:
+    """The run's anytime family as built at plan time (on the meta device, untrained), or None where the method needs
+    the run's data or trained weights to build it (B-DISTIL, RESCHED): the same architectures a run of the method's
+    current code evaluates."""
+    import torch
+
+    cls = protocol.get_method(run.method_ref)
+    with torch.device("meta"):
+        try:
+            return _walk(_meta_method(run, cls))
+        except Exception:  # noqa: BLE001 -- whatever building it without data or training raises
+            return None
+
+
 def _problem(run: RunSpec, cls: type[protocol.Method]) -> str | None:
     import torch
 
     from .evaluate import flops_per_image
-    from .models import create_model
     from .runner import family_problem, order_problem
 
-    task = run.task
-    size = task.budget.augment_spec.resize or task.dataset.resolution
+    size = run.task.budget.augment_spec.resize or run.task.dataset.resolution
     meta = torch.device("meta")
     with meta:
-        teacher = None
-        if cls.needs_teacher and task.teacher_arch:
-            teacher = create_model(task.teacher_arch, num_classes=task.dataset.num_classes, **task.teacher_kwargs)
-            teacher.eval().requires_grad_(False)
-        ctx = protocol.Context(task, meta, task.dataset.num_classes, size, teacher, _NoData())
         try:
-            method = cls(ctx, cls.make_config(run.spec["config"]))
+            method = _meta_method(run, cls)
         except UserError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 -- the method's own constructor, whatever it raises
@@ -84,9 +113,7 @@ def _problem(run: RunSpec, cls: type[protocol.Method]) -> str | None:
             return (f"method {cls.name} raised {protocol.describe_exception(exc)} when built"
                     + (f" (at {at})" if at else "") + "; fix the method or its config")
         try:
-            for _ in method.phases():  # the code between yields builds what later phases train
-                pass
-            points = method.anytime_family()
+            points = _walk(method)
         except UserError as exc:
             return str(exc)
         except Exception:  # noqa: BLE001 -- it needs the data or trained weights: checked after training instead

@@ -17,10 +17,10 @@ from . import distributed, precision, progressive, protocol
 from .distributed import SINGLE, World
 from .env import environment, gpu_kernels
 from .errors import RunFailed, UserError  # noqa: F401 -- RunFailed: raised here, importable from here
-from .evaluate import EvalSettings, evaluate_point, point_info, score_point
+from .evaluate import EvalSettings, evaluate_point, point_info, save_architectures, score_point
 from .models import create_model, prepare_for_device
 from .rates import Rates
-from .store import Store, canonical_json
+from .store import ARCHITECTURES, Store, canonical_json
 from .suite import RunSpec, Suite
 from .train import Trainer, TrainingError
 
@@ -148,8 +148,10 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
     env = {**rt.env, **gpu_kernels(device), "torch_threads": torch.get_num_threads(),
            **({"world_size": world.size} if world.size > 1 else {}),
            "method_source": protocol.method_source(method_cls)}  # for the stale-code guard (progbench.preflight)
+    save_architectures(points, work / ARCHITECTURES)
     rt.store.write(rid, spec, env, metrics, state.log, predictions,
-                   teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None)
+                   teacher_weights=work / "weights" / f"{points[0].name}.safetensors" if run.is_teacher else None,
+                   architectures=work / ARCHITECTURES)
     del method, teacher
     gc.collect()
     return metrics

@@ -7,6 +7,8 @@
         log.jsonl                 one row per epoch (losses by name, val accuracy, lr, time)
         predictions.safetensors   test logits (fp16) of every operating point
         teacher.safetensors       teacher runs only: the weights students distil from (committed)
+        points.pt                 the anytime family's architectures on the meta device, no weights (a latency
+                                  pass rebuilds the points from them); runs recorded before it was kept lack it
         record.json               written last: sha256 and size of every file above -> the run is complete
         work/                     git-ignored: checkpoint, weights of every operating point
     results/quarantine/           corrupt records moved aside, never deleted
@@ -30,6 +32,7 @@ from pathlib import Path
 from .errors import UserError, storage_error
 
 RECORD_FILES = ("spec.json", "env.json", "metrics.json", "log.jsonl", "predictions.safetensors")
+ARCHITECTURES = "points.pt"  # optional: runs recorded before it was kept lack it
 SCHEMA = 1
 
 
@@ -126,6 +129,11 @@ class Record:
     @property
     def teacher_weights(self) -> Path:
         return self.path / "teacher.safetensors"
+
+    @property
+    def architectures(self) -> Path | None:
+        """The family's architectures (:func:`progbench.evaluate.save_architectures`), if the run kept them."""
+        return self.path / ARCHITECTURES if ARCHITECTURES in self.files else None
 
     @property
     def teacher_sha256(self) -> str:
@@ -288,7 +296,7 @@ class Store:
         return dest
 
     def write(self, rid: str, spec: dict, env: dict, metrics: dict, log: list[dict], predictions: dict,
-              teacher_weights: Path | None = None) -> Record:
+              teacher_weights: Path | None = None, architectures: Path | None = None) -> Record:
         """Write a run's record atomically: files first, ``record.json`` (the completion mark) last."""
         from safetensors.torch import save_file
 
@@ -313,6 +321,10 @@ class Store:
             with replacing(d / "teacher.safetensors", d / f".teacher.tmp{os.getpid()}") as tmp:
                 shutil.copyfile(teacher_weights, tmp)
             names.append("teacher.safetensors")
+        if architectures is not None:
+            with replacing(d / ARCHITECTURES, d / f".points.tmp{os.getpid()}") as tmp:
+                shutil.copyfile(architectures, tmp)
+            names.append(ARCHITECTURES)
         files = {n: {"sha256": sha256_file(d / n), "bytes": (d / n).stat().st_size} for n in names}
         atomic_write_text(d / "record.json", json.dumps({"schema": SCHEMA, "run_id": rid, "files": files},
                                                         indent=2, sort_keys=True) + "\n")

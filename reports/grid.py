@@ -646,7 +646,8 @@ def figure(pts: pd.DataFrame, out: Path) -> list[Path]:
 
 def passes_table(passes: dict[str, dict], families: set[str]) -> pd.DataFrame:
     rows = [{"family": family, "pass": p["file"].removesuffix(".json"), "points": len(p["points"]),
-             "loading timelines": len(p.get("loading", {})), "rounds": p["rounds"], "threads": p["threads"],
+             "runs left out": len(p.get("left_out", {})), "loading timelines": len(p.get("loading", {})),
+             "weights": "stand-in" if p.get("weights") else "trained", "rounds": p["rounds"], "threads": p["threads"],
              "load average before": p["load_average_before"][0], "load average after": p["load_average_after"][0],
              "busy": "busy" if p["busy"] else "quiet", "cpu": p["env"]["cpu"]}
             for family, p in sorted(passes.items()) if family in families]
@@ -688,7 +689,10 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            "images seen and training FLOPs.")
     written += write_table(passes_table(passes, set(grid.family)), tables, "grid_latency_passes",
                            "The latency passes the grid's latency column and axis come from (`progbench latency`): "
-                           "per cell, its latest pass, with the load average before and after it (1 min).")
+                           "per cell, its latest pass, with the load average before and after it (1 min); runs "
+                           "left out: finished runs whose points it could not rebuild (named in the pass file); "
+                           "weights: each point timed with its trained weights (earlier passes) or with stand-in "
+                           "values of its architecture (batch-1 time does not depend on the values).")
     written += write_table(area_table(pts), tables, "grid_area",
                            "The grid: each method's anytime area against the KD ladder's, both over the cost range the "
                            "two cover (budgets log-uniform; the best trained point within each budget, never "

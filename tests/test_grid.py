@@ -160,6 +160,8 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     from progbench.errors import UserError
     store = tmp_path / "results"
     shutil.copytree(minigrid, store)
+    for work in store.glob("runs/*/work"):  # a pass needs no run's weights: the store as a fresh clone holds it
+        shutil.rmtree(work)
     # --busy-ok: the tests themselves keep the machine busy; a pass for the record runs on a quiet one
     assert run_cli("latency", str(MINI), "--only", "family=vgg", "--results", str(store), "--rounds", "2",
                    "--min-run-time", "0.01", "--load-trials", "1", "--busy-ok") == 0
@@ -171,12 +173,18 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     assert all(len(p["round_s"]) == 2 and p["latency_min_s"] <= p["latency_s"] <= p["latency_max_s"]
                and p["latency_s"] > 0 for p in timed["points"])
     assert timed["family"] == "vgg" and len(timed["load_average_before"]) == 3 and timed["env"]["cpu"]
+    assert timed["weights"] == latency.STAND_INS and "left_out" not in timed and "loading_left_out" not in timed
     records = Store(store).records()
-    # the PWL runs' loading timelines measured again, and the report reads the pass's, not the run's own
+    assert all(r.architectures.is_file() for r in records)  # every run keeps its family's architectures
+    # the PWL runs' loading timelines measured again (from stage files written anew, of the run's sizes), and the
+    # report reads the pass's, not the run's own
     pwl_ids = {r.run_id for r in records if r.spec["method"] == "pwl" and r.spec["task"]["family"] == "vgg"}
     staged = {r.run_id for r in records if r.spec["task"]["family"] == "vgg"
-              and (r.path / "work" / "stages" / "stages.json").is_file()}  # PWL's and B-DISTIL's
+              and "warm" in r.metrics.get("progressive_loading", {})}  # PWL's and B-DISTIL's
     assert pwl_ids and pwl_ids <= staged and set(timed["loading"]) == staged
+    assert all([s["new_bytes"] for s in timed["loading"][rid]["warm"]["stages"]]
+               == [s["new_bytes"] for s in r.metrics["progressive_loading"]["warm"]["stages"]]
+               for r in records if r.run_id in staged for rid in [r.run_id])
     assert all(tl["trials"] == 1 and len(tl[cache]["stages"]) > 1 and tl[cache]["first"]["answer_s"] > 0
                for tl in timed["loading"].values() for cache in ("warm", "cold"))
     from progbench.reports.pwl import timeline_frame
@@ -197,6 +205,7 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     assert "latency (one pass)" not in set(area[area.cell.str.contains("ViT")]["cost axis"])  # no pass, not scored
     passes = pd.read_csv(tmp_path / "out" / "tables" / "grid_latency_passes.csv")
     assert list(passes.family) == ["vgg"] and passes.points.iloc[0] == len(expected)
+    assert passes["runs left out"].iloc[0] == 0 and passes.weights.iloc[0] == "stand-in"
     # a later pass never overwrites an earlier one; the report reads the latest (one seed: all this needs)
     assert run_cli("latency", str(MINI), "--only", "family=vgg,seed=0", "--results", str(store), "--rounds", "1",
                    "--min-run-time", "0.01", "--load-trials", "1", "--busy-ok") == 0
@@ -207,6 +216,35 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     (store / "latency" / "vgg" / "99999999T999999999999Z.json").write_text("{")  # a torn pass: one clear line
     with pytest.raises(UserError, match="cannot be read.*progbench latency"):
         latency.latest_passes(store)
+
+
+def test_a_pass_rebuilds_points_without_their_weights(minigrid):
+    """A run keeps its family's architectures (``points.pt``); a run recorded before that was kept is rebuilt from its
+    spec where its method builds the family without data or training (PWL here, on the meta device as at plan time),
+    and named, with the reason, where it does not (B-DISTIL). On the committed store's VGG runs, and checked against
+    what a run kept."""
+    from progbench import latency
+    from progbench.suite import load_suite
+    suite, committed = load_suite("grid"), Store(REPO / "results")
+    (pwl,) = [r for r in suite.select("family=vgg_in,method=pwl,seed=0")
+              if r.method == "pwl" and not r.spec["config"]["drop"] and committed.get(r.run_id)]
+    record = committed.get(pwl.run_id)
+    assert record.architectures is None and len(record.metrics["points"]) > 1  # trained before points.pt was kept
+    models = latency.family(record, pwl)
+    assert list(models) == [p["point"] for p in record.metrics["points"]]  # parameter counts checked in family()
+    bd = next(r for r in suite.select("family=vgg_c10,method=bdistil") if r.method == "bdistil")
+    assert "were not kept" in latency.family(committed.get(bd.run_id), bd)
+    # what a run keeps is what its method builds from the spec
+    mini = load_suite(str(MINI))
+    run = next(r for r in mini.select("method=pwl") if r.method == "pwl")
+    kept = latency.architectures(Store(minigrid).get(run.run_id), run)
+    from progbench.preflight import meta_family
+    built = {p.name: p.model for p in meta_family(run)}
+    assert list(kept) == list(built) and all(
+        {k: v.shape for k, v in kept[n].state_dict().items()} == {k: v.shape for k, v in built[n].state_dict().items()}
+        for n in kept)
+    shared = {id(t) for m in latency.stand_ins(kept).values() for t in m.parameters()}
+    assert len(shared) < sum(len(list(m.parameters())) for m in kept.values())  # the points still share tensors
 
 
 def test_claims_say_the_cpu_suites_verdict_on_the_same_dataset_and_architecture(minigrid, tmp_path):

@@ -107,17 +107,20 @@ def test_nan_loss_is_one_line_and_keeps_the_store(tmp_path, capsys):
     assert len(Store(store).records()) == 1  # the teacher trained before it is kept
 
 
-def test_every_point_can_be_rebuilt_from_its_skeleton_and_weights(smoke_store):
-    """What a later pass (every point of a cell timed in one process) needs: each point's module from the files its
-    run left, without its method; the rebuilt points of a PWL run give different outputs, as their weights differ."""
-    from progbench import progressive
-    work = next((smoke_store / "runs").glob("pwl-vgg-*/work/weights"))
+def test_every_point_can_be_rebuilt_from_the_architectures_its_record_keeps(smoke_store):
+    """What a later pass (every point of a cell timed in one process) needs, on any clone of the store: each point's
+    module from the architectures its record keeps (``points.pt``), without its method. With the weights its run left
+    in work/ every tensor is filled (none stays on the meta device) and the rebuilt points of a PWL run compute
+    different functions, as their weights differ."""
+    from progbench.evaluate import build_point
+    record = next(r for r in Store(smoke_store).records() if r.run_id.startswith("pwl-vgg-"))
+    skeletons = torch.load(record.architectures, weights_only=False)
+    assert list(skeletons) == [p["point"] for p in record.metrics["points"]]
+    assert all(t.is_meta for m in skeletons.values() for t in m.state_dict().values())  # no weights in the record
     x = torch.randn(1, 3, 32, 32)
     outputs = []
-    for skeleton_file in sorted(work.glob("*.pt")):
-        tensors = load_file(str(skeleton_file.with_suffix(".safetensors")))
-        model = progressive.build(torch.load(skeleton_file, weights_only=False), tensors)
-        assert {k: v for k, v in model.state_dict().items() if k in tensors}.keys() == tensors.keys()
+    for name, skeleton in skeletons.items():
+        model = build_point(skeleton, record.path / "work" / "weights" / f"{name}.safetensors", torch.device("cpu"))
         with torch.no_grad():
             outputs.append(model(x.contiguous(memory_format=torch.channels_last)))
     assert len(outputs) == 6 and not torch.equal(outputs[0], outputs[-1])

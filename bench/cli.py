@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a suite's missing runs, teachers first; safe to stop and restart")
     p.add_argument("suite")
     p.add_argument("--only", help="as for plan")
+    p.add_argument("--until", type=deadline_arg, default=None, metavar="HH:MM|+MIN",
+                   help="local: start no run whose estimated training (as plan estimates it) would end after this "
+                        "time (HH:MM local, the next one to come) or this many minutes from now (+MIN), so a machine "
+                        "lent for a while is not left with runs cut off half-way; runs not started are listed")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -246,11 +250,28 @@ def quiet() -> None:
         sys.modules["huggingface_hub"].utils.disable_progress_bars()
 
 
+def deadline_arg(text: str) -> float:
+    """``--until``: HH:MM (local time, the next one to come) or +MINUTES from now, as a time.time()."""
+    import datetime
+    try:
+        if text.startswith("+"):
+            return time.time() + float(text[1:]) * 60
+        at = datetime.datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HH:MM or +MINUTES (e.g. 17:30 or +150)") from None
+    now = datetime.datetime.now()
+    when = datetime.datetime.combine(now.date(), at)
+    if when <= now:
+        when += datetime.timedelta(days=1)
+    return when.timestamp()
+
+
 def _finish(outcome, what: str, resumes: str = "`progbench run` resumes them") -> int:
     """The one summary line of a local training, failures one line each on stderr; the exit status."""
     print(f"{what}: {len(outcome.trained)} run(s) trained in {outcome.minutes:.1f} min, {len(outcome.cached)} "
           f"cached" + (f", {len(outcome.failed)} failed" if outcome.failed else "")
-          + (f", {len(outcome.skipped)} skipped (teacher failed)" if outcome.skipped else ""))
+          + (f", {len(outcome.skipped)} skipped (teacher failed)" if outcome.skipped else "")
+          + (f", {len(outcome.deferred)} not started (they would end after --until)" if outcome.deferred else ""))
     for message in outcome.failed.values():
         print(f"progbench: run failed: {message}", file=sys.stderr)
     if outcome.interrupted:
@@ -282,7 +303,7 @@ def cmd_run(args) -> int:
                       file=sys.stderr)
             return 1 if bad else 0
         return 0
-    return _finish(train_missing(suite, rt, args.only, strict=args.strict), f"suite {suite.name}")
+    return _finish(train_missing(suite, rt, args.only, strict=args.strict, deadline=args.until), f"suite {suite.name}")
 
 
 def cmd_status(args) -> int:

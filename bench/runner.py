@@ -5,6 +5,7 @@ import gc
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -202,11 +203,40 @@ def train_size(spec: datamod.DatasetSpec) -> int:
     return per_class * spec.num_classes
 
 
-def estimate_seconds(run: RunSpec, rates) -> float:
-    """Training time of a run still to train: its method's planned training FLOPs and images at the rates of this
-    kind of machine (``progbench.rates``)."""
+def estimate_seconds(run: RunSpec, rates, past_plan: tuple[float, float] = (1.0, 1.0)) -> float:
+    """Training time of a run still to train: its method's planned training FLOPs and images, times ``past_plan``
+    (:func:`past_plan`), at the rates of this kind of machine (``progbench.rates``)."""
     from .scale import run_train_cost
-    return rates.seconds(run.task.budget.precision, run.task.threads, *run_train_cost(run))
+    flops, images, phases = run_train_cost(run)
+    return rates.seconds(run.task.budget.precision, run.task.threads, flops * past_plan[0], images * past_plan[1],
+                         phases)
+
+
+def past_plan(runs: list[RunSpec], records: dict) -> Callable[[RunSpec], tuple[float, float]]:
+    """How far finished runs' training FLOPs and images went past what their method planned (means of measured /
+    planned), for a run still to train: over finished runs of its method and config, else of its method (configs
+    differ by architecture), else none (1, 1). A method whose work depends on its data plans a lower bound -- B-DISTIL
+    plans one accepted candidate of the smallest size per round and trained 8-12x that in the VGG CIFAR-10 cell -- so
+    a cell where it has not run yet is estimated from the cells where it has."""
+    from .scale import run_train_cost
+    ratios: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        record = records.get(run.run_id)
+        if record is None or run.is_teacher:
+            continue
+        flops, images, _ = run_train_cost(run)
+        done = record.metrics["training"]
+        if flops > 0 and images > 0:
+            for key in _plan_keys(run.spec):
+                ratios.setdefault(key, []).append((done["train_flops"] / flops, done["images_seen"] / images))
+    means = {key: (sum(f for f, _ in r) / len(r), sum(i for _, i in r) / len(r)) for key, r in ratios.items()}
+    return lambda run: next((means[k] for k in _plan_keys(run.spec) if k in means), (1.0, 1.0))
+
+
+def _plan_keys(spec: dict) -> list[str]:
+    """The groups a run's plan overrun is read from, closest first: its method and config, then its method."""
+    return [canonical_json([spec["method"], spec["method_version"], spec["config"]]),
+            canonical_json([spec["method"], spec["method_version"]])]
 
 
 def _same_but_seed(spec: dict) -> str:
@@ -216,8 +246,9 @@ def _same_but_seed(spec: dict) -> str:
 
 def plan(suite: Suite, store: Store, only: str | None = None, device: str = "cpu") -> list[dict]:
     """Each run's status and training time: measured when done; else the mean of finished runs on this kind of machine
-    that differ only by seed, else its planned FLOPs at its architecture's rate on this kind of machine
-    (``progbench.rates``; each row's ``rates`` says where the rates came from). The methods of runs still to train
+    that differ only by seed, else its planned FLOPs and images (scaled by how far finished runs of the same method and
+    config went past their plan: :func:`past_plan`) at this kind of machine's rates (``progbench.rates``; each row's
+    ``rates`` says where the rates came from). The methods of runs still to train
     are built on the meta device first (``progbench.preflight``), so a bad method or family fails here."""
     from .preflight import check_methods
     from .rates import machine_of
@@ -231,13 +262,14 @@ def plan(suite: Suite, store: Store, only: str | None = None, device: str = "cpu
             measured.setdefault(_same_but_seed(rec.spec), []).append(rec.metrics["training"]["wall_clock_s"])
     runs = suite.select(only)
     check_methods([run for run in runs if run.run_id not in records])
+    past = past_plan(suite.select(None), records)
     for run in runs:
         record = records.get(run.run_id)
         found = store.check(run.run_id) if record is None else None
         siblings = measured.get(_same_but_seed(run.spec))
         seconds = (record.metrics["training"]["wall_clock_s"] if record
                    else sum(siblings) / len(siblings) if siblings
-                   else estimate_seconds(run, rates))
+                   else estimate_seconds(run, rates, past(run)))
         rows.append({"run": run.run_id, "method": run.method, "family": run.family, "seed": run.seed,
                      "status": "done" if record else found.status, "train_min": seconds / 60,
                      "estimated": record is None, "teacher": run.depends_on, "record": record})
@@ -269,7 +301,8 @@ def format_plan(suite: Suite, rows: list[dict], workers: int = 1) -> str:
     lines.append(f"to run: {sum(r['status'] != 'done' for r in rows)} runs, ~{todo:.0f} min of training, "
                  f"~{wall_clock(rows, workers):.0f} min wall-clock with {workers} local worker(s) (~ = estimated: the "
                  f"mean of finished seeds of the same run on this kind of machine, else its planned training FLOPs and "
-                 f"images at this machine's rates; cached rows show their measured time)")
+                 f"images, scaled by how far finished runs of its method and config went past their plan, at this "
+                 f"machine's rates; cached rows show their measured time)")
     by_family: dict[str, list[float]] = {}
     for r in rows:
         if r["status"] != "done":

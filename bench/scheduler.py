@@ -32,6 +32,7 @@ class Outcome:
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # run id -> one line
     skipped: dict[str, str] = field(default_factory=dict)  # run id -> why (its teacher failed)
+    deferred: dict[str, str] = field(default_factory=dict)  # run id -> why not started (it would end too late)
     interrupted: bool = False
     minutes: float = 0.0
 
@@ -84,9 +85,12 @@ def ordered(runs: list[RunSpec]) -> list[RunSpec]:
 
 def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], store: Store, session: str,
                  emit: Callable[[dict], None], stop: Callable[[], bool] = lambda: False,
-                 log_path: Callable[[str], str | None] = lambda rid: None) -> Outcome:
+                 log_path: Callable[[str], str | None] = lambda rid: None,
+                 too_late: Callable[[RunSpec], str | None] = lambda run: None) -> Outcome:
     """Claim and train runs until none is left that this runner can take; ``train(run, lease)`` trains one (it
-    raises :class:`~progbench.train.Interrupted` when asked to stop, anything else is a failure of that run)."""
+    raises :class:`~progbench.train.Interrupted` when asked to stop, anything else is a failure of that run).
+    ``too_late(run)`` says why a run must not start now (its estimate ends after a deadline; None: start it): it is
+    left for a later invocation, and, as time only moves on, not looked at again by this one."""
     from .train import Interrupted  # torch is imported only by runners that train
 
     out = Outcome()
@@ -118,6 +122,11 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
                 out.skipped[rid] = f"its teacher {teacher} failed"
                 emit({"event": "skipped", "run": rid, "why": out.skipped[rid]})
                 continue
+            if teacher in out.deferred:
+                remaining.remove(run)
+                out.deferred[rid] = f"its teacher {teacher} was not started"
+                emit({"event": "deferred", "run": rid, "why": out.deferred[rid]})
+                continue
             if teacher and store.status(teacher) != "done":
                 if teacher not in by_id:
                     raise UserError(f"run {rid} needs teacher run {teacher}, which is neither in the store nor among "
@@ -134,6 +143,12 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
             try:
                 found = store.check(rid)  # it may have finished between our look and our claim
                 if found.status == "done":
+                    continue
+                late = too_late(run)
+                if late:  # asked only of a run this runner holds: one another runner trains is not deferred
+                    remaining.remove(run)
+                    out.deferred[rid] = late
+                    emit({"event": "deferred", "run": rid, "why": late})
                     continue
                 if found.status == "corrupt":
                     dest = store.quarantine(rid, found.reason)
@@ -170,6 +185,20 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
             time.sleep(POLL_S)
     out.interrupted = out.interrupted or bool(remaining and stop())
     return out
+
+
+def deadline_check(estimates: dict[str, float], deadline: float | None) -> Callable[[RunSpec], str | None]:
+    """``too_late`` for :func:`work_through`: a run whose estimated training minutes (``estimates``: the plan's) would
+    end after ``deadline`` (a time.time()) is not started."""
+    def too_late(run: RunSpec) -> str | None:
+        if deadline is None:
+            return None
+        minutes = estimates.get(run.run_id, 0.0)
+        if time.time() + minutes * 60 <= deadline:
+            return None
+        return (f"its ~{minutes:.0f} min would end after the deadline "
+                f"({time.strftime('%H:%M', time.localtime(deadline))})")
+    return too_late
 
 
 def failure_line(exc: BaseException, run: RunSpec | None = None) -> str:

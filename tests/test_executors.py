@@ -75,6 +75,25 @@ def test_concurrent_runners_train_each_run_once_and_pools_match(tmp_path):
     assert_same_records(stores[2], pool)
 
 
+def test_until_starts_no_run_that_would_end_after_it(tmp_path, capsys):
+    """``--until``: a machine lent for a while (a session, an allocation) starts no run its estimate says would be cut
+    off; each run not started is named with the reason (a student whose teacher did not start, too), nothing is
+    written, and a later invocation trains them."""
+    store = tmp_path / "results"
+    ids = {r.run_id for r in load_suite(str(POOL)).runs}
+    assert run_cli("run", str(POOL), "--results", str(store), "--no-progress", "--workers", "2", "--until", "+0") == 0
+    out = capsys.readouterr().out
+    assert "0 run(s) trained" in out and f"{len(ids)} not started (they would end after --until)" in out
+    assert {line.split()[3].rstrip(":") for line in out.splitlines() if "not starting" in line} == ids
+    assert "would end after the deadline" in out and "was not started" in out
+    assert Store(store).records() == []
+    assert run_cli("run", str(POOL), "--results", str(store), "--no-progress", "--until", "+600") == 0
+    assert {r.run_id for r in Store(store).records()} == ids
+    with pytest.raises(SystemExit) as exited:  # argparse's one line, not a traceback
+        run_cli("run", str(POOL), "--results", str(store), "--until", "25:00")
+    assert exited.value.code == 2 and "'25:00' is not HH:MM or +MINUTES" in capsys.readouterr().err
+
+
 def test_ctrl_c_stops_workers_at_an_epoch_end_and_the_run_resumes(tmp_path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert run_cli("run", str(RESUME), "--results", str(straight), "--no-progress", "--threads-per-worker", "1") == 0

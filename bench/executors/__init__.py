@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 
-def train_missing(suite, rt, only: str | None = None, write=print, strict: bool = False):
+def train_missing(suite, rt, only: str | None = None, write=print, strict: bool = False,
+                  deadline: float | None = None):
     """Train what the store lacks of the suite's selected runs with the local executor; returns the Outcome. Cached
-    runs made with other code of their method are warned about (refused with ``strict``: ``progbench.preflight``)."""
+    runs made with other code of their method are warned about (refused with ``strict``: ``progbench.preflight``).
+    With a ``deadline`` (a time.time()), no run starts whose estimated training would end after it."""
     from ..preflight import guard
     from ..runner import plan
     from .local import default_workers, run_local
@@ -26,6 +28,6 @@ def train_missing(suite, rt, only: str | None = None, write=print, strict: bool 
         from ..scheduler import Outcome
         return Outcome(cached=[r.run_id for r in runs])
     t0 = time.perf_counter()
-    outcome = run_local(runs, rt, workers, todo, write)
+    outcome = run_local(runs, rt, workers, todo, write, deadline)
     outcome.minutes = (time.perf_counter() - t0) / 60
     return outcome

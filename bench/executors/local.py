@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError, storage_error
-from ..scheduler import Outcome, epoch_progress, new_session, work_through
+from ..scheduler import Outcome, deadline_check, epoch_progress, new_session, work_through
 from ..store import Store
 from ..suite import RunSpec
 
@@ -32,6 +32,8 @@ class Job:
     device: str
     data_root: str | None
     session: str
+    estimates: dict[str, float]  # run id -> the plan's estimated training minutes
+    deadline: float | None = None  # start no run whose estimate ends after this time.time()
 
 
 def default_workers(runs: list[RunSpec], cores: int | None = None) -> int:
@@ -79,6 +81,9 @@ class Printer:
             self.write(self.summary())
         elif kind == "held" and not self.pool:
             self.write(f"{tag}{rid} is {ev['why']}; taking others")
+        elif kind == "deferred" and rid not in self.finished:
+            self.finished[rid] = kind
+            self.write(f"{tag}not starting {rid}: {ev['why']}")
         elif kind == "stopped":
             self.running.pop(rid, None)
             self.write(f"{tag}{ev['why']}")
@@ -211,7 +216,8 @@ def _worker_main(number: int, job: Job, threads_hint: int, events, stop) -> None
 
     try:
         outcome = work_through(job.runs, train, store, job.session, emit, stop=stop.is_set,
-                               log_path=lambda rid: str(store.logs / f"{rid}.log"))
+                               log_path=lambda rid: str(store.logs / f"{rid}.log"),
+                               too_late=deadline_check(job.estimates, job.deadline))
     except UserError as exc:
         events.put({"event": "error", "worker": number, "message": str(exc)})
         outcome = Outcome()
@@ -251,8 +257,10 @@ class _output_to:
         self.file.close()
 
 
-def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float], write=print) -> Outcome:
-    """Train what the store lacks of ``runs`` with ``workers`` concurrent runners; returns what happened."""
+def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float], write=print,
+              deadline: float | None = None) -> Outcome:
+    """Train what the store lacks of ``runs`` with ``workers`` concurrent runners; returns what happened. With a
+    ``deadline`` (a time.time()), no run starts whose estimate would end after it."""
     session = new_session()
     # runs the plan found done stay done (records are never undone): only the others are verified and claimed again
     todo = [r for r in runs if r.run_id in estimates]
@@ -263,12 +271,13 @@ def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float]
     if in_process:
         def train(run: RunSpec, lease) -> None:
             train_one(run, lease, rt, printer, None)
-        outcome = work_through(todo, train, rt.store, session, printer)
+        outcome = work_through(todo, train, rt.store, session, printer,
+                               too_late=deadline_check(estimates, deadline))
         outcome.cached = done + outcome.cached
         return outcome
     ctx = mp.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
-    job = Job(todo, str(rt.store.root), str(rt.device), rt.data_root, session)
+    job = Job(todo, str(rt.store.root), str(rt.device), rt.data_root, session, estimates, deadline)
     threads = max(r.task.threads for r in todo)
     procs = [ctx.Process(target=_worker_main, args=(k, job, threads, events, stop), name=f"progbench-worker-{k}")
              for k in range(1, workers + 1)]
@@ -303,6 +312,7 @@ def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float]
             outcome.trained += got["trained"]
             outcome.failed.update(got["failed"])
             outcome.skipped.update(got["skipped"])
+            outcome.deferred.update(got["deferred"])
             outcome.interrupted |= got["interrupted"]
             outcome.cached = sorted(set(outcome.cached) | set(got["cached"]))
             continue

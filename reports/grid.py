@@ -692,7 +692,8 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            "per cell, its latest pass, with the load average before and after it (1 min); runs "
                            "left out: finished runs whose points it could not rebuild (named in the pass file); "
                            "weights: each point timed with its trained weights (earlier passes) or with stand-in "
-                           "values of its architecture (batch-1 time does not depend on the values).")
+                           "values of its architecture (whether these time alike is still being measured: "
+                           "tests/perf/test_stand_in_latency.py).")
     written += write_table(area_table(pts), tables, "grid_area",
                            "The grid: each method's anytime area against the KD ladder's, both over the cost range the "
                            "two cover (budgets log-uniform; the best trained point within each budget, never "

@@ -68,21 +68,22 @@ def save_weights(model: nn.Module, path: Path) -> int:
     return path.stat().st_size
 
 
+def meta_copies(models: list[nn.Module]) -> list[nn.Module]:
+    """The architectures without storage, copied together so they share what the models share."""
+    with torch.device("meta"):
+        return [m.to("meta") for m in copy.deepcopy(models)]
+
+
 def _skeleton(model: nn.Module) -> nn.Module:
     """The architecture without storage, so a trial's 'build' is the cost of making the module, not of copying it."""
-    with torch.device("meta"):
-        return copy.deepcopy(model).to("meta")
+    return meta_copies([model])[0]
 
 
 def save_architectures(points: list, path: Path) -> None:
     """The family's architectures without storage, ``{point name: module on the meta device}``, copied together so
     they share what the points share. Kept with the record (a few KB a point), so a latency pass can rebuild and time
     the points on any machine, long after the run's ``work/`` folder (its weights) is gone."""
-    with torch.device("meta"):
-        skeletons = copy.deepcopy([p.model for p in points])
-        for skeleton in skeletons:
-            skeleton.to("meta")
-    atomic_save({p.name: skeleton for p, skeleton in zip(points, skeletons)}, path)
+    atomic_save({p.name: skeleton for p, skeleton in zip(points, meta_copies([p.model for p in points]))}, path)
 
 
 def build_point(skeleton: nn.Module, path: Path, device: torch.device) -> nn.Module:

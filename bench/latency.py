@@ -135,6 +135,13 @@ def family(record: Record, run: RunSpec, seed: int = 0) -> dict[str, nn.Module] 
     return models
 
 
+def _test_image(task, seed: int):
+    """A batch-1 input of the task's evaluated size (its shape is what counts for timing), the same for every run."""
+    import torch
+    size = task.budget.augment_spec.resize or task.dataset.resolution
+    return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
 def time_points(runs: list[tuple[Record, dict[str, nn.Module]]], rounds: int = 5, min_run_time: float = 0.2,
                 threads: int = 1, seed: int = 0, on_round=None) -> list[dict]:
     """Every point of every run (its record, its points from :func:`family`) timed in this process, ``rounds`` times
@@ -147,8 +154,7 @@ def time_points(runs: list[tuple[Record, dict[str, nn.Module]]], rounds: int = 5
     entries = []
     for record, models in runs:
         task = task_of(record.spec)
-        size = task.budget.augment_spec.resize or task.dataset.resolution
-        image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))  # shape is what counts
+        image = _test_image(task, seed)
         for p in record.metrics["points"]:
             entries.append({"record": record, "point": p["point"], "model": models[p["point"]], "image": image,
                             "precision": task.budget.precision, "times": []})
@@ -185,16 +191,14 @@ def time_loading(runs: list[tuple[Record, dict[str, nn.Module]]], trials: int, t
         if "warm" not in recorded:
             continue
         task = task_of(record.spec)
-        size = task.budget.augment_spec.resize or task.dataset.resolution
-        image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
         points = [OperatingPoint(p["point"], models[p["point"]]) for p in record.metrics["points"]]
         with tempfile.TemporaryDirectory(prefix="progbench-stages-") as tmp:
-            whole = {role: Path(tmp) / "weights" / f"{p.name}.safetensors"
-                     for role, p in (("first", points[0]), ("last", points[-1]))}
+            whole = {}
             for role, p in (("first", points[0]), ("last", points[-1])):
+                whole[role] = Path(tmp) / "weights" / f"{p.name}.safetensors"
                 save_weights(p.model, whole[role])
             stages = Path(tmp) / "stages"
-            progressive.write_stages(points, stages, image, whole, torch.device("cpu"))
+            progressive.write_stages(points, stages, _test_image(task, seed), whole, torch.device("cpu"))
             written = [s["new_bytes"] for s in json.loads((stages / progressive.INDEX).read_text())["stages"]]
             expected = [s["new_bytes"] for s in recorded["warm"]["stages"]]
             if written != expected:

@@ -22,7 +22,6 @@ Cold page cache: before each cold trial every file is flushed and evicted with `
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -35,7 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .evaluate import unique_tensors
+from .evaluate import meta_copies, unique_tensors
 from .models import prepare_for_device, wants_channels_last
 from .precision import autocast
 from .protocol import load_source_file
@@ -70,10 +69,9 @@ def write_stages(points: list, directory: Path, image: torch.Tensor, whole: dict
         loaded |= set(new)
         stages.append({"point": p.name, "file": name, "new_keys": len(new),
                        "new_bytes": (directory / name).stat().st_size})
-    with torch.device("meta"):  # copied together, so the skeletons share what the points share
-        skeletons = copy.deepcopy([p.model for p in points])
-        for skeleton in skeletons:
-            prepare_for_device(skeleton.to("meta"), device).eval()  # layout and kernel choices ride along
+    skeletons = meta_copies([p.model for p in points])  # copied together: they share what the points share
+    for skeleton in skeletons:
+        prepare_for_device(skeleton, device).eval()  # layout and kernel choices ride along
     atomic_save(skeletons, directory / "skeletons.pt")
     atomic_save(image.cpu(), directory / "image.pt")
     # Classes of a method given as path/to/file.py:Class live in a module (progbench.protocol names it

@@ -692,7 +692,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            "per cell, its latest pass, with the load average before and after it (1 min); runs "
                            "left out: finished runs whose points it could not rebuild (named in the pass file); "
                            "weights: each point timed with its trained weights (earlier passes) or with stand-in "
-                           "values of its architecture (whether these time alike is still being measured: "
+                           "values of its architecture (timed interleaved, these are within 10 % of trained weights: "
                            "tests/perf/test_stand_in_latency.py).")
     written += write_table(area_table(pts), tables, "grid_area",
                            "The grid: each method's anytime area against the KD ladder's, both over the cost range the "

@@ -138,7 +138,7 @@ def family(record: Record, run: RunSpec, seed: int = 0) -> dict[str, nn.Module] 
 def _test_image(task, seed: int):
     """A batch-1 input of the task's evaluated size (its shape is what counts for timing), the same for every run."""
     import torch
-    size = task.budget.augment_spec.resize or task.dataset.resolution
+    size = task.input_size
     return torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 

@@ -50,7 +50,7 @@ def check_methods(runs: list[RunSpec]) -> None:
         task = run.task
         shape = {k: run.spec["task"].get(k) for k in SHAPES}
         key = canonical_json([run.method_ref, protocol.method_source(cls)["sha256"], run.spec["config"], shape,
-                              task.dataset.num_classes, task.budget.augment_spec.resize or task.dataset.resolution])
+                              task.dataset.num_classes, task.input_size])
         if key not in _CHECKED:
             _CHECKED[key] = _problem(run, cls)
         if _CHECKED[key]:
@@ -64,7 +64,7 @@ def _meta_method(run: RunSpec, cls: type[protocol.Method]) -> protocol.Method:
     from .models import create_model
 
     task = run.task
-    size = task.budget.augment_spec.resize or task.dataset.resolution
+    size = task.input_size
     teacher = None
     if cls.needs_teacher and task.teacher_arch:
         teacher = create_model(task.teacher_arch, num_classes=task.dataset.num_classes, **task.teacher_kwargs)
@@ -99,7 +99,7 @@ def _problem(run: RunSpec, cls: type[protocol.Method]) -> str | None:
     from .evaluate import flops_per_image
     from .runner import family_problem, order_problem
 
-    size = run.task.budget.augment_spec.resize or run.task.dataset.resolution
+    size = run.task.input_size
     meta = torch.device("meta")
     with meta:
         try:

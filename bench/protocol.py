@@ -139,6 +139,11 @@ class Task:
     threads: int = 2
     world_size: int = 1
 
+    @property
+    def input_size(self) -> int:
+        """The side of the square image the models see: the budget's resize, else the dataset's own resolution."""
+        return self.budget.augment_spec.resize or self.dataset.resolution
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["dataset"] = self.dataset.to_dict()

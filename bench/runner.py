@@ -87,7 +87,7 @@ def execute(run: RunSpec, rt: Runtime, world: World = SINGLE, on_epoch=None, sho
             raise UserError(f"method {method_cls.name} needs a teacher but run {rid} has none")
         # The teacher is named by run id; its weights' checksum pins what this student actually distilled from.
         teacher, inputs["teacher_sha256"] = load_teacher(task, rt.store, task.dataset.num_classes, device)
-    size = task.budget.augment_spec.resize or task.dataset.resolution
+    size = task.input_size
     ctx = protocol.Context(task, device, task.dataset.num_classes, size, teacher, data)
     torch.manual_seed(task.seed)  # weight initialisation
     method = method_cls(ctx, method_cls.make_config(spec["config"])).to(device)

@@ -62,7 +62,7 @@ def _method(run):
 
 
 def _input(task) -> tuple[int, int]:
-    return task.dataset.num_classes, task.budget.augment_spec.resize or task.dataset.resolution
+    return task.dataset.num_classes, task.input_size
 
 
 _PARAMS: dict = {}

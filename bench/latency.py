@@ -10,13 +10,13 @@ refuses to start on a busy machine unless told otherwise (it is then marked busy
 
 A point is rebuilt from its architecture, not its weights: each record keeps its family's modules on the meta device
 (``points.pt``), and the pass gives them stand-in values (:func:`stand_ins`), because a run's weights stay behind on
-the machine that trained it (a GPU machine, a cluster node, a session that ended). Whether batch-1 time is the same
-with stand-ins is not yet shown: ``tests/perf/test_stand_in_latency.py`` times trained teachers beside their stand-
-ins (target: within 10 %) and, timed one after the other on a quiet machine, measured 0.78-1.31x; a pass marks its
-weights, so the report says which kind each cell's latency comes from. A run recorded before ``points.pt`` was kept
-is rebuilt from its spec where that is possible (a one-model run; a method that builds its family on the meta device
-without data or training, as at plan time); the others are named in the pass as left out. Every rebuilt point is
-checked against its recorded parameter count.
+the machine that trained it (a GPU machine, a cluster node, a session that ended). Batch-1 time is the same with
+stand-ins: ``tests/perf/test_stand_in_latency.py`` times trained teachers beside their stand-ins as a pass does,
+interleaved, and they agree within 10 % (the target); a pass marks its weights, so the report says which kind each
+cell's latency comes from. A run recorded before ``points.pt`` was kept is rebuilt by its method on the meta device:
+a one-model run from its spec; a family from the spec as at plan time, or, where the run's data or training decided it
+(B-DISTIL's members, RESCHED's weights), from what the record says of its points; a run that cannot be is named in
+the pass as left out. Every rebuilt point is checked against its recorded parameter count.
 
 A pass also measures again, on the same quiet machine, the progressive loading timeline of every run that recorded
 one (PWL and B-DISTIL), each in a fresh process as the run itself did (``progressive.measure``), from stage files
@@ -62,8 +62,9 @@ STAND_INS = ("stand-in values (same shapes, dtypes, sharing and layout as the tr
 def architectures(record: Record, run: RunSpec) -> dict[str, nn.Module] | str:
     """``{point name: skeleton}`` of the run's anytime family (modules on the meta device, no weights), or why it
     cannot be rebuilt. From the record's ``points.pt``; for a run recorded before that was kept, a one-model run's
-    spec builds it, and a method that builds its family without data or training (everything but B-DISTIL and
-    RESCHED) builds it on the meta device from the spec, as at plan time."""
+    spec builds it, and its method builds the family on the meta device (:func:`~progbench.preflight.meta_family`):
+    from the spec, as at plan time, or where the run's data or training decided it (B-DISTIL, RESCHED), from what
+    the record says of its points."""
     import torch
 
     from . import protocol
@@ -77,10 +78,10 @@ def architectures(record: Record, run: RunSpec) -> dict[str, nn.Module] | str:
         task = task_of(record.spec)
         with torch.device("meta"):
             return {names[0]: create_model(task.arch, num_classes=task.dataset.num_classes, **task.arch_kwargs)}
-    family = meta_family(run)
+    family = meta_family(run, record.metrics["points"])
     if family is None:
         return (f"its architectures were not kept (recorded before {ARCHITECTURES} was) and method "
-                f"{record.spec['method']} builds its family only from the run's data or trained weights")
+                f"{record.spec['method']} cannot build its family from the spec or the record")
     if [p.name for p in family] != names:
         return f"the family its method builds now ({[p.name for p in family]}) is not the one it recorded ({names})"
     return {p.name: p.model for p in family}

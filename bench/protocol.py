@@ -270,6 +270,12 @@ class Method(nn.Module):
     def anytime_family(self) -> list[OperatingPoint]:
         raise NotImplementedError
 
+    def recorded_family(self, points: list[dict]) -> list[OperatingPoint] | None:
+        """Only for a method whose anytime family the run's data or training decides (which members, fitted weights):
+        the family a finished run recorded, rebuilt on this untrained method from its points (each ``point`` and
+        ``info`` as evaluated), so its architectures can be timed again without the run's weights. None: it cannot."""
+        return None
+
     def extra_points(self) -> list[OperatingPoint]:
         """Further models of the same trained run scored for accuracy only (e.g. PWL's other loading orders)."""
         return []

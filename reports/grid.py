@@ -276,19 +276,29 @@ def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
 
 
 MATCHED_AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes"}  # a point's cost on these is the same in every seed
+POINT_KEY = ["family", "line", "rung", "point"]
 
 
-def matched_table(fam: pd.DataFrame) -> pd.DataFrame:
+def with_pass_latency(fam: pd.DataFrame, timed: dict[tuple[str, str], float]) -> pd.DataFrame:
+    """Each row's latency: its point's median over seeds in the cell's latency pass (as :func:`points` shows it), so a
+    point's latency, like its FLOPs and bytes, is one cost in every seed; NaN where the pass did not time it."""
+    medians = {key: _pass_median(g, timed) for key, g in fam.groupby(POINT_KEY, sort=False)}
+    return fam.assign(latency=[medians[key] for key in zip(*(fam[c] for c in POINT_KEY))])
+
+
+def matched_table(fam: pd.DataFrame, timed: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
     """Each line against the KD ladder at matched cost, with its uncertainty: per seed, the line's points minus the
     same seed's KD ladder interpolated at each point's cost (linear in log cost between rungs; points outside the
-    ladder's range left out), averaged over points; then mean ± std over seeds and a 95 % t interval."""
-    fam = fam[(fam.kind == "family") & (fam.role != "teacher")]
+    ladder's range left out), averaged over points; then mean ± std over seeds and a 95 % t interval. Latency is an
+    axis in a cell whose pass (``timed``) timed every point."""
+    fam = with_pass_latency(fam[(fam.kind == "family") & (fam.role != "teacher")], timed or {})
     rows = []
     for _, cell in fam.groupby("family", sort=False):
         kd = {int(s): g for s, g in cell[cell.line == "KD"].groupby("seed")}
         if not kd:
             continue
-        for axis, axis_label in MATCHED_AXES.items():
+        axes = {**MATCHED_AXES, **({"latency": AXES["latency"]} if cell.latency.notna().all() else {})}
+        for axis, axis_label in axes.items():
             for line, g in cell[cell.line != "KD"].groupby("line", sort=False):
                 per_seed, compared = [], set()
                 for s, mine in g.groupby("seed"):
@@ -704,11 +714,14 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            f"seed std; 'n of {MIN_SEEDS} seeds' when the winner or the runner-up has fewer finished.")
     labelled = lines(grid, own, mains)
     restat = per_stage_statistics(labelled[labelled.kind == "family"], grid, records)
-    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True)), tables, "grid_matched",
+    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True),
+                                         latency.pass_latencies(passes)), tables, "grid_matched",
                            "The grid: each method against the KD ladder at matched cost, with its uncertainty: per "
                            "seed, the method's points minus the same seed's KD ladder interpolated at each point's "
                            "cost (linear in log cost between rungs; points outside the ladder's range left out), "
-                           "averaged over points; mean ± std over seeds and a 95 % t interval; above or below the "
+                           "averaged over points; costs: FLOPs, weight bytes and, in a cell whose latency pass timed "
+                           "every point, batch-1 latency (each point's median over seeds in that pass); "
+                           "mean ± std over seeds and a 95 % t interval; above or below the "
                            "ladder when the interval excludes 0, inconclusive when it straddles 0 or has fewer than 2 "
                            "seeds.")
     claims = claims_table(labelled, records, latency.pass_timelines(passes))

@@ -1,7 +1,9 @@
 """The grid report on a grid in miniature, trained for real: points with seeds and training cost, areas against the
 KD ladder over the shared range, winners among trained points only, claims from per-seed paired differences with
 95 % intervals; and the grid-only method settings run end to end."""
+import dataclasses
 import math
+import statistics
 from collections import Counter
 
 import pandas as pd
@@ -203,6 +205,20 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     area = pd.read_csv(tmp_path / "out" / "tables" / "grid_area.csv")
     assert set(area[area.cell.str.contains("VGG")]["cost axis"]) == {"FLOPs", "weight bytes", "latency (one pass)"}
     assert "latency (one pass)" not in set(area[area.cell.str.contains("ViT")]["cost axis"])  # no pass, not scored
+    matched = pd.read_csv(tmp_path / "out" / "tables" / "grid_matched.csv")
+    assert set(matched[matched.cell.str.contains("VGG")]["cost axis"]) == {"FLOPs", "weight bytes",
+                                                                            "latency (one pass)"}
+    assert "latency (one pass)" not in set(matched[matched.cell.str.contains("ViT")]["cost axis"])
+    # a point's latency cost is its median over seeds in the pass, the same in every seed (as FLOPs and bytes are)
+    labelled = grid.with_pass_latency(grid.lines(tidy(records)[lambda d: d.kind == "family"]),
+                                      latency.pass_latencies(latency.latest_passes(store)))
+    kd = labelled[(labelled.family == "vgg") & (labelled.line == "KD")]
+    by_seed = {(rid, point): timed_s for rid, point, timed_s in
+               ((p["run_id"], p["point"], p["latency_s"]) for p in timed["points"])}
+    assert kd.groupby(["rung", "point"]).latency.nunique().eq(1).all()
+    first = kd.iloc[0]
+    seeds = kd[(kd.rung == first.rung) & (kd.point == first.point)]
+    assert first.latency == pytest.approx(statistics.median(by_seed[rid, first.point] for rid in seeds.run_id))
     passes = pd.read_csv(tmp_path / "out" / "tables" / "grid_latency_passes.csv")
     assert list(passes.family) == ["vgg"] and passes.points.iloc[0] == len(expected)
     assert passes["runs left out"].iloc[0] == 0 and passes.weights.iloc[0] == "stand-in"
@@ -219,9 +235,10 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
 
 
 def test_a_pass_rebuilds_points_without_their_weights(minigrid):
-    """A run keeps its family's architectures (``points.pt``); a run recorded before that was kept is rebuilt from its
-    spec where its method builds the family without data or training (PWL here, on the meta device as at plan time),
-    and named, with the reason, where it does not (B-DISTIL). On the committed store's VGG runs, and checked against
+    """A run keeps its family's architectures (``points.pt``); a run recorded before that was kept is rebuilt by its
+    method: from its spec where the method builds the family without data or training (PWL here, on the meta device
+    as at plan time), from its record where the run's data or training decided it (B-DISTIL's members, RESCHED's
+    weights), and named, with the reason, where neither can. On the committed store's VGG runs, and checked against
     what a run kept."""
     from progbench import latency
     from progbench.suite import load_suite
@@ -232,13 +249,27 @@ def test_a_pass_rebuilds_points_without_their_weights(minigrid):
     assert record.architectures is None and len(record.metrics["points"]) > 1  # trained before points.pt was kept
     models = latency.family(record, pwl)
     assert list(models) == [p["point"] for p in record.metrics["points"]]  # parameter counts checked in family()
-    bd = next(r for r in suite.select("family=vgg_c10,method=bdistil") if r.method == "bdistil")
-    assert "were not kept" in latency.family(committed.get(bd.run_id), bd)
+    from progbench.preflight import meta_family
+    for method in ("bdistil", "resched"):
+        old = next(r for r in suite.select(f"family=vgg_c10,method={method},seed=0") if r.method == method)
+        record = committed.get(old.run_id)
+        assert record.architectures is None  # trained before points.pt was kept
+        assert list(latency.family(record, old)) == [p["point"] for p in record.metrics["points"]]  # params checked
+        unreadable = dataclasses.replace(record, metrics={**record.metrics, "points": [
+            {**p, "info": {}} for p in record.metrics["points"]]})
+        assert "cannot build its family from the spec or the record" in latency.family(unreadable, old)
+        # what the method rebuilds from a record is what a run of it kept
+        new = next(r for r in suite.select(f"family=vgg_in,method={method},seed=0") if r.method == method)
+        record = committed.get(new.run_id)
+        kept = latency.architectures(record, new)
+        rebuilt = {p.name: p.model for p in meta_family(new, record.metrics["points"])}
+        assert list(kept) == list(rebuilt) and all(
+            {k: v.shape for k, v in kept[n].state_dict().items()}
+            == {k: v.shape for k, v in rebuilt[n].state_dict().items()} for n in kept)
     # what a run keeps is what its method builds from the spec
     mini = load_suite(str(MINI))
     run = next(r for r in mini.select("method=pwl") if r.method == "pwl")
     kept = latency.architectures(Store(minigrid).get(run.run_id), run)
-    from progbench.preflight import meta_family
     built = {p.name: p.model for p in meta_family(run)}
     assert list(kept) == list(built) and all(
         {k: v.shape for k, v in kept[n].state_dict().items()} == {k: v.shape for k, v in built[n].state_dict().items()}

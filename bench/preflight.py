@@ -82,8 +82,8 @@ def _walk(method: protocol.Method) -> list[protocol.OperatingPoint]:
 def meta_family(run: RunSpec, recorded: list[dict] | None = None) -> list[protocol.OperatingPoint] | None:
     """The run's anytime family as built at plan time (on the meta device, untrained): the same architectures a run
     of the method's current code evaluates. Where the method needs the run's data or trained weights to build it
-    (B-DISTIL, RESCHED), the family a finished run ``recorded`` (its points) rebuilt by the method
-    (:meth:`~progbench.protocol.Method.recorded_family`), else None."""
+    (B-DISTIL, RESCHED), the family a finished run ``recorded`` (its points), rebuilt from them
+    (:func:`~progbench.protocol.recorded_family`), else None."""
     import torch
 
     cls = protocol.get_method(run.method_ref)
@@ -93,7 +93,7 @@ def meta_family(run: RunSpec, recorded: list[dict] | None = None) -> list[protoc
         except Exception:  # noqa: BLE001 -- whatever building it without data or training raises
             pass
         try:
-            return _meta_method(run, cls).recorded_family(recorded) if recorded else None
+            return protocol.recorded_family(_meta_method(run, cls), recorded) if recorded else None
         except Exception:  # noqa: BLE001 -- a record the method's code no longer reads: not rebuilt, said by caller
             return None
 

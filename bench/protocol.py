@@ -54,6 +54,24 @@ BUILTIN = {
     "noresched": "progbench.methods.bdistil_baselines:NoResched",
 }
 
+# Runs recorded before records kept their architectures (points.pt), of methods whose family the run's data or
+# training decided: "module:function(method, points) -> [OperatingPoint]" rebuilds that family on the untrained method
+# from the record's points, for latency passes. Apart from the methods' own files, which the stale-code guard hashes:
+# they change nothing a run computes.
+RECORDED_FAMILIES = {
+    "bdistil": "progbench.methods.recorded_families:bdistil",
+    "resched": "progbench.methods.recorded_families:resched",
+}
+
+
+def recorded_family(method: Method, points: list[dict]) -> list[OperatingPoint] | None:
+    """``method``'s family as a finished run recorded it (:data:`RECORDED_FAMILIES`), or None where none is known."""
+    ref = RECORDED_FAMILIES.get(method.name)
+    if ref is None:
+        return None
+    module_name, _, function = ref.partition(":")
+    return getattr(importlib.import_module(module_name), function)(method, points)
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -269,12 +287,6 @@ class Method(nn.Module):
 
     def anytime_family(self) -> list[OperatingPoint]:
         raise NotImplementedError
-
-    def recorded_family(self, points: list[dict]) -> list[OperatingPoint] | None:
-        """Only for a method whose anytime family the run's data or training decides (which members, fitted weights):
-        the family a finished run recorded, rebuilt on this untrained method from its points (each ``point`` and
-        ``info`` as evaluated), so its architectures can be timed again without the run's weights. None: it cannot."""
-        return None
 
     def extra_points(self) -> list[OperatingPoint]:
         """Further models of the same trained run scored for accuracy only (e.g. PWL's other loading orders)."""

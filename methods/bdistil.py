@@ -302,14 +302,6 @@ class BDistil(Method):
             _, previous = member(x, previous)
         return nets, links
 
-    def recorded_family(self, points: list[dict]) -> list[OperatingPoint]:
-        """The ensembles a finished run recorded: stage k's members are the candidates its ``info`` names."""
-        for candidate in points[-1]["info"]["candidates"]:
-            self.attempts.append(self._new_member(candidate))  # connected to the member accepted before it
-            self.candidate_of.append(candidate)
-            self.chosen.append(len(self.attempts) - 1)
-        return [OperatingPoint(p["point"], self.ensemble(k), p["info"]) for k, p in enumerate(points, 1)]
-
     def anytime_family(self) -> list[OperatingPoint]:
         c = self.config.bound
         nets, links = self.member_flops()

@@ -95,13 +95,6 @@ class Resched(KDStudents):
     def student_kwargs(cls, config) -> list[dict]:
         return [dict(config.student or {}) for _ in range(config.members)]
 
-    def recorded_family(self, points: list[dict]) -> list[OperatingPoint]:
-        """The weighted ensembles a finished run recorded: its first k students, with the weights it fitted."""
-        self.students.extend(self.ctx.create_model(**kwargs) for kwargs in self.student_kwargs(self.config))
-        return [OperatingPoint(p["point"], WeightedEnsemble(list(self.students[:p["info"]["members"]]),
-                                                            torch.tensor(p["info"]["weights"])), p["info"])
-                for p in points]
-
     def anytime_family(self) -> list[OperatingPoint]:
         val = [self.ctx.predict(s, self.ctx.data.val) for s in self.students]
         points = []

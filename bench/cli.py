@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="as for plan")
     p.add_argument("--until", type=deadline_arg, default=None, metavar="HH:MM|+MIN",
                    help="local: start no run whose estimated training (as plan estimates it) would end after this "
-                        "time (HH:MM local, the next one to come) or this many minutes from now (+MIN), so a machine "
-                        "lent for a while is not left with runs cut off half-way; runs not started are listed")
+                        "time (HH:MM local, the nearest: at most 12 h ahead, and one just passed has passed) or "
+                        "this many minutes from now (+MIN), so a machine lent for a while is not left with runs cut "
+                        "off half-way; runs not started are listed")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -251,7 +252,8 @@ def quiet() -> None:
 
 
 def deadline_arg(text: str) -> float:
-    """``--until``: HH:MM (local time, the next one to come) or +MINUTES from now, as a time.time()."""
+    """``--until``: HH:MM (local time, the nearest: at most 12 h ahead or ago) or +MINUTES from now, as a
+    time.time()."""
     import datetime
     try:
         if text.startswith("+"):
@@ -261,7 +263,12 @@ def deadline_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not HH:MM or +MINUTES (e.g. 17:30 or +150)") from None
     now = datetime.datetime.now()
     when = datetime.datetime.combine(now.date(), at)
-    if when <= now:
+    # The nearest such time, within 12 h either way: one that passed minutes ago has passed (a driver that hands the
+    # same deadline to phase after phase starts nothing more), not tomorrow's; for longer than 12 h ahead, +MIN.
+    half_day = datetime.timedelta(hours=12)
+    if when - now > half_day:
+        when -= datetime.timedelta(days=1)
+    elif now - when > half_day:
         when += datetime.timedelta(days=1)
     return when.timestamp()
 

@@ -94,6 +94,20 @@ def test_until_starts_no_run_that_would_end_after_it(tmp_path, capsys):
     assert exited.value.code == 2 and "'25:00' is not HH:MM or +MINUTES" in capsys.readouterr().err
 
 
+def test_until_a_clock_time_is_the_nearest_one():
+    """HH:MM is the nearest such time: one a minute ago has passed (a driver that hands one deadline to phase after
+    phase starts nothing once it is past, not runs until tomorrow), one 3 h ahead is today's or tomorrow's, across
+    midnight too."""
+    import datetime
+
+    from progbench.cli import deadline_arg
+    now = datetime.datetime.now()
+    for minutes in (-1, -180, 180, 11 * 60):
+        at = now + datetime.timedelta(minutes=minutes)
+        got = deadline_arg(at.strftime("%H:%M")) - now.timestamp()
+        assert abs(got - minutes * 60) <= 61, (minutes, got)
+
+
 def test_ctrl_c_stops_workers_at_an_epoch_end_and_the_run_resumes(tmp_path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert run_cli("run", str(RESUME), "--results", str(straight), "--no-progress", "--threads-per-worker", "1") == 0

@@ -275,7 +275,6 @@ def winners_table(pts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-MATCHED_AXES = {"flops": "FLOPs", "weight_bytes": "weight bytes"}  # a point's cost on these is the same in every seed
 POINT_KEY = ["family", "line", "rung", "point"]
 
 
@@ -297,8 +296,7 @@ def matched_table(fam: pd.DataFrame, timed: dict[tuple[str, str], float] | None 
         kd = {int(s): g for s, g in cell[cell.line == "KD"].groupby("seed")}
         if not kd:
             continue
-        axes = {**MATCHED_AXES, **({"latency": AXES["latency"]} if cell.latency.notna().all() else {})}
-        for axis, axis_label in axes.items():
+        for axis, axis_label in scored_axes(cell).items():
             for line, g in cell[cell.line != "KD"].groupby("line", sort=False):
                 per_seed, compared = [], set()
                 for s, mine in g.groupby("seed"):
@@ -676,7 +674,8 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
     own = own_students(runs)
     passes = latency.latest_passes(store_root) if store_root else {}
     mains = main_configs(runs)
-    pts = points(grid, records, own, latency.pass_latencies(passes), mains)
+    timed = latency.pass_latencies(passes)
+    pts = points(grid, records, own, timed, mains)
     tables = out / "tables"
 
     def write_table(table: pd.DataFrame, folder: Path, name: str, caption: str) -> list[Path]:
@@ -714,8 +713,8 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            f"seed std; 'n of {MIN_SEEDS} seeds' when the winner or the runner-up has fewer finished.")
     labelled = lines(grid, own, mains)
     restat = per_stage_statistics(labelled[labelled.kind == "family"], grid, records)
-    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True),
-                                         latency.pass_latencies(passes)), tables, "grid_matched",
+    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True), timed), tables,
+                           "grid_matched",
                            "The grid: each method against the KD ladder at matched cost, with its uncertainty: per "
                            "seed, the method's points minus the same seed's KD ladder interpolated at each point's "
                            "cost (linear in log cost between rungs; points outside the ladder's range left out), "

@@ -216,6 +216,12 @@ def pass_latencies(passes: dict[str, dict]) -> dict[tuple[str, str], float]:
     return {(p["run_id"], p["point"]): p["latency_s"] for one in passes.values() for p in one["points"]}
 
 
+def pass_rounds(passes: dict[str, dict]) -> dict[tuple[str, str], list[float]]:
+    """(run id, point) -> its batch-1 time in each round of its cell's latest pass (round r: every point once, in the
+    same conditions), for the uncertainty the timing itself adds."""
+    return {(p["run_id"], p["point"]): p["round_s"] for one in passes.values() for p in one["points"]}
+
+
 def pass_timelines(passes: dict[str, dict]) -> dict[str, dict]:
     """run id -> the progressive loading timeline its cell's latest pass measured (passes without one: none)."""
     return {rid: tl for one in passes.values() for rid, tl in one.get("loading", {}).items()}

@@ -285,38 +285,94 @@ def with_pass_latency(fam: pd.DataFrame, timed: dict[tuple[str, str], float]) ->
     return fam.assign(latency=[medians[key] for key in zip(*(fam[c] for c in POINT_KEY))])
 
 
-def matched_table(fam: pd.DataFrame, timed: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:
+def _pairs(cell: pd.DataFrame) -> list[tuple[str, int, np.ndarray, np.ndarray | None]]:
+    """(line, seed, positions of the line's points in ``cell``, positions of the same seed's KD rungs or None) for
+    every line of the cell but KD and every seed of it."""
+    at = cell.assign(position=np.arange(len(cell)))
+    kd = {int(s): rows.to_numpy() for s, rows in at[at.line == "KD"].groupby("seed")["position"]}
+    return [(line, int(s), rows.to_numpy(), kd.get(int(s)))
+            for line, g in at[at.line != "KD"].groupby("line", sort=False) for s, rows in g.groupby("seed")["position"]]
+
+
+def _matched_differences(cell: pd.DataFrame, cost: np.ndarray, pairs: list | None = None
+                         ) -> dict[str, tuple[list[float], set]]:
+    """line -> (per seed: the mean of its points minus the same seed's KD ladder interpolated at each point's
+    ``cost``, one per row of ``cell``; the (rung, point)s compared), for every line of the cell but KD."""
+    acc = cell.test_top1.to_numpy(float)
+    names = list(zip(cell.rung, cell.point))
+    found: dict[str, tuple[list[float], set]] = {}
+    for line, _, mine, ladder in pairs if pairs is not None else _pairs(cell):
+        per_seed, compared = found.setdefault(line, ([], set()))
+        if ladder is None:
+            continue
+        gaps = [(names[i], acc[i] - _interp(cost[ladder], acc[ladder], cost[i])) for i in mine]
+        gaps = [(point, d) for point, d in gaps if not math.isnan(d)]
+        if gaps:
+            per_seed.append(float(np.mean([d for _, d in gaps])))
+            compared.update(point for point, _ in gaps)
+    return found
+
+
+TIMING_RESAMPLES = 200  # bootstrap resamples of a latency pass's rounds
+
+
+def timing_intervals(cell: pd.DataFrame, rounds: dict[tuple[str, str], list[float]],
+                     resamples: int = TIMING_RESAMPLES, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """line -> the 2.5 and 97.5 percentiles of its seed-mean matched-latency difference when the pass's rounds are
+    resampled (bootstrap): how much the difference moves with the timing alone. A round timed every point once,
+    under the same conditions, so one draw takes the same rounds for every point; a point's latency in a draw is,
+    as in :func:`with_pass_latency`, the median over seeds of each seed's median over the drawn rounds."""
+    keys = list(zip(cell.run_id, cell.point))
+    if not keys or any(k not in rounds for k in keys):
+        return {}
+    unique = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    table = np.array([rounds[k] for k in unique], dtype=float)  # points x rounds
+    picks = np.random.default_rng(seed).integers(0, table.shape[1], (resamples, table.shape[1]))
+    per_key = np.median(table[:, picks], axis=2)  # points x draws
+    cost = np.empty((len(cell), resamples))
+    for rows in cell.groupby(POINT_KEY, sort=False).indices.values():
+        cost[rows] = np.median(per_key[[unique[keys[r]] for r in rows]], axis=0)
+    pairs = _pairs(cell)
+    draws: dict[str, list[float]] = {}
+    for b in range(resamples):
+        for line, (per_seed, _) in _matched_differences(cell, cost[:, b], pairs).items():
+            if per_seed:
+                draws.setdefault(line, []).append(float(np.mean(per_seed)))
+    return {line: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for line, v in draws.items()}
+
+
+def widened(mean: float, low: float, high: float, timing: tuple[float, float]) -> tuple[float, float]:
+    """A seed interval widened by the timing's: each side's half-widths added in quadrature (independent sources)."""
+    below, above = max(mean - timing[0], 0.0), max(timing[1] - mean, 0.0)
+    return mean - math.hypot(mean - low, below), mean + math.hypot(high - mean, above)
+
+
+def matched_table(fam: pd.DataFrame, timed: dict[tuple[str, str], float] | None = None,
+                  rounds: dict[tuple[str, str], list[float]] | None = None) -> pd.DataFrame:
     """Each line against the KD ladder at matched cost, with its uncertainty: per seed, the line's points minus the
     same seed's KD ladder interpolated at each point's cost (linear in log cost between rungs; points outside the
     ladder's range left out), averaged over points; then mean ± std over seeds and a 95 % t interval. Latency is an
-    axis in a cell whose pass (``timed``) timed every point."""
+    axis in a cell whose pass (``timed``) timed every point; its interval is widened by the timing's own
+    (:func:`timing_intervals`, from the pass's ``rounds``)."""
     fam = with_pass_latency(fam[(fam.kind == "family") & (fam.role != "teacher")], timed or {})
     rows = []
     for _, cell in fam.groupby("family", sort=False):
-        kd = {int(s): g for s, g in cell[cell.line == "KD"].groupby("seed")}
-        if not kd:
+        if not (cell.line == "KD").any():
             continue
         for axis, axis_label in scored_axes(cell).items():
-            for line, g in cell[cell.line != "KD"].groupby("line", sort=False):
-                per_seed, compared = [], set()
-                for s, mine in g.groupby("seed"):
-                    if int(s) not in kd:
-                        continue
-                    ladder = kd[int(s)]
-                    gaps = [(point, a - _interp(ladder[axis].to_numpy(float), ladder.test_top1.to_numpy(float), c))
-                            for point, c, a in zip(zip(mine.rung, mine.point), mine[axis].astype(float),
-                                                   mine.test_top1.astype(float))]
-                    gaps = [(point, d) for point, d in gaps if not math.isnan(d)]
-                    if gaps:
-                        per_seed.append(float(np.mean([d for _, d in gaps])))
-                        compared.update(point for point, _ in gaps)
+            timing = timing_intervals(cell, rounds or {}) if axis == "latency" else {}
+            for line, (per_seed, compared) in _matched_differences(cell, cell[axis].to_numpy(float)).items():
                 mean, std, low, high = interval(per_seed)
+                if line in timing and not math.isnan(low):
+                    low, high = widened(mean, low, high, timing[line])
                 reading = {"holds": "above the KD ladder", "does not hold": "below the KD ladder"}.get(
                     verdict(low, high, 0.0), "inconclusive")
                 difference, bounds = interval_text(mean, std, low, high)
-                rows.append({"cell": cell_label(g), "cost axis": axis_label, "method": line,
+                rows.append({"cell": cell_label(cell[cell.line == line]), "cost axis": axis_label, "method": line,
                              "points compared": len(compared) if compared else "none in the ladder's range",
                              "seeds": _seeds(len(per_seed)), "difference (pts)": difference,
+                             "timing 95%": (interval_text(float("nan"), float("nan"), *timing[line])[1]
+                                            if line in timing and per_seed else "–"),
                              "95% interval": bounds, "reading": reading})
     return pd.DataFrame(rows)
 
@@ -674,7 +730,7 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
     own = own_students(runs)
     passes = latency.latest_passes(store_root) if store_root else {}
     mains = main_configs(runs)
-    timed = latency.pass_latencies(passes)
+    timed, rounds = latency.pass_latencies(passes), latency.pass_rounds(passes)
     pts = points(grid, records, own, timed, mains)
     tables = out / "tables"
 
@@ -713,14 +769,18 @@ def build(df: pd.DataFrame, records: dict[str, Record], out: Path, runs: list,
                            f"seed std; 'n of {MIN_SEEDS} seeds' when the winner or the runner-up has fewer finished.")
     labelled = lines(grid, own, mains)
     restat = per_stage_statistics(labelled[labelled.kind == "family"], grid, records)
-    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True), timed), tables,
+    written += write_table(matched_table(pd.concat([labelled, restat], ignore_index=True), timed, rounds),
+                           tables,
                            "grid_matched",
                            "The grid: each method against the KD ladder at matched cost, with its uncertainty: per "
                            "seed, the method's points minus the same seed's KD ladder interpolated at each point's "
                            "cost (linear in log cost between rungs; points outside the ladder's range left out), "
                            "averaged over points; costs: FLOPs, weight bytes and, in a cell whose latency pass timed "
                            "every point, batch-1 latency (each point's median over seeds in that pass); "
-                           "mean ± std over seeds and a 95 % t interval; above or below the "
+                           "mean ± std over seeds and a 95 % t interval; on latency, the interval is widened by the "
+                           "timing's own ('timing 95%': the difference's 2.5-97.5 percentiles when the pass's rounds "
+                           f"are resampled, {TIMING_RESAMPLES} bootstrap draws, the same rounds for every point), each "
+                           "side's half-widths added in quadrature; above or below the "
                            "ladder when the interval excludes 0, inconclusive when it straddles 0 or has fewer than 2 "
                            "seeds.")
     claims = claims_table(labelled, records, latency.pass_timelines(passes))

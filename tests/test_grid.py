@@ -143,6 +143,30 @@ def test_verdicts_and_intervals_by_hand():
     assert math.isnan(grid.anytime(a[0], a[1], 0.5))
 
 
+def test_timing_widens_only_the_latency_interval_by_hand():
+    """A cell of two seeds: a KD ladder of two rungs and one method's point between them. Timed alike in every round,
+    the timing adds nothing; timed differently from round to round, the difference moves with the rounds drawn, and
+    the interval widens by that much (half-widths in quadrature)."""
+    rows = [{"family": "f", "line": line, "rung": rung, "point": "p", "seed": seed, "run_id": f"{line}{rung}-s{seed}",
+             "test_top1": acc + 0.01 * seed}
+            for seed in (0, 1) for line, rung, acc in (("KD", "a", 0.5), ("KD", "b", 0.7), ("M", "m", 0.65))]
+    cell = pd.DataFrame(rows)
+    steady = {("KDa-s0", "p"): [1.0] * 5, ("KDb-s0", "p"): [4.0] * 5, ("Mm-s0", "p"): [2.0] * 5}
+    steady.update({(f"{rid[:-1]}1", point): t for (rid, point), t in steady.items()})
+    # at latency 2 (halfway in log cost between 1 and 4) the ladder reads 0.6: the method is 5 points above
+    timed = grid.with_pass_latency(cell, {k: t[0] for k, t in steady.items()})
+    found = grid._matched_differences(timed, timed.latency.to_numpy(float))
+    assert found["M"][0] == [pytest.approx(0.05), pytest.approx(0.05)] and found["M"][1] == {("m", "p")}
+    low, high = grid.timing_intervals(timed, steady)["M"]
+    assert low == pytest.approx(0.05) and high == pytest.approx(0.05)
+    noisy = {**steady, ("Mm-s0", "p"): [1.0, 1.5, 2.0, 3.0, 4.0], ("Mm-s1", "p"): [1.0, 1.5, 2.0, 3.0, 4.0]}
+    low, high = grid.timing_intervals(grid.with_pass_latency(cell, {k: statistics.median(t) for k, t in noisy.items()}),
+                                      noisy)["M"]
+    assert -0.05 - 1e-9 <= low < 0.05 < high <= 0.15 + 1e-9  # the ladder read anywhere from 0.5 to 0.7
+    assert grid.widened(0.05, 0.04, 0.06, (0.05, 0.05)) == (pytest.approx(0.04), pytest.approx(0.06))
+    assert grid.widened(0.05, 0.01, 0.09, (0.02, 0.05)) == (pytest.approx(0.0), pytest.approx(0.09))
+
+
 def test_grid_only_settings_ran(minigrid):
     records = Store(minigrid).records()
     bd = [r for r in records if r.spec["method"] == "bdistil"]
@@ -209,6 +233,13 @@ def test_latency_pass_times_every_point_of_a_cell_and_the_report_scores_it(minig
     assert set(matched[matched.cell.str.contains("VGG")]["cost axis"]) == {"FLOPs", "weight bytes",
                                                                             "latency (one pass)"}
     assert "latency (one pass)" not in set(matched[matched.cell.str.contains("ViT")]["cost axis"])
+    # on latency, the interval holds the timing's own (bootstrap over the pass's rounds); FLOPs and bytes have none
+    on_latency = matched[(matched["cost axis"] == "latency (one pass)") & matched["95% interval"].ne("–")
+                         & matched["95% interval"].notna()]
+    assert not on_latency.empty and (matched[matched["cost axis"] != "latency (one pass)"]["timing 95%"] == "–").all()
+    for bounds, timing in zip(on_latency["95% interval"], on_latency["timing 95%"]):
+        (low, high), (t_low, t_high) = (map(float, b.strip("[]").split(", ")) for b in (bounds, timing))
+        assert low <= t_low <= t_high <= high
     # a point's latency cost is its median over seeds in the pass, the same in every seed (as FLOPs and bytes are)
     labelled = grid.with_pass_latency(grid.lines(tidy(records)[lambda d: d.kind == "family"]),
                                       latency.pass_latencies(latency.latest_passes(store)))

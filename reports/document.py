@@ -267,7 +267,10 @@ def html_page(out: Path, sections) -> str:
 README_START = "<!-- headline results: written by `progbench report --readme README.md`; do not edit -->"
 README_END = "<!-- end of headline results -->"
 HEADLINE_TABLES = ("crossmethod_area", "crossmethod_winners")
-GRID_HEADLINE_TABLES = ("grid_area", "grid_winners")
+# the grid's headline: each method against the KD ladder at matched FLOPs with its interval and reading (the verdict
+# and how sure it is), then the winners per budget; the other axes, the areas and the claims are linked below them
+GRID_HEADLINE_TABLES = ("grid_matched", "grid_winners")
+HEADLINE_AXIS = "FLOPs"
 GRID_PROTOCOL = ("The `grid` suite: per cell (architecture × dataset) every method distils from the cell's one "
                  "teacher run, learns from the same train split (all training images minus the fixed val carve) and "
                  "trains every network it trains with the cell's one student budget; KD and scratch ladders at the "
@@ -289,12 +292,16 @@ def headline(readme: Path, out: Path) -> str:
             continue
         caption, df = found
         points = "grid_points" if grid else "crossmethod_points"
+        if grid and "cost axis" in df and name == "grid_matched":
+            df = df[df["cost axis"] == HEADLINE_AXIS].drop(columns=["cost axis", "timing 95%"], errors="ignore")
+            caption += (f" Shown here on {HEADLINE_AXIS}; on weight bytes and latency in "
+                        f"[`{name}.md`]({rel}/tables/{name}.md).")
         lines += ["", f"{caption} ([`{name}.csv`]({rel}/tables/{name}.csv); run ids there or in `{points}.csv`)", "",
                   df.drop(columns=["run ids"], errors="ignore").to_markdown(index=False, disable_numparse=True)]
     if grid:
         lines += ["", f"Each point, its seeds and training cost: [`grid_points.md`]({rel}/tables/grid_points.md); "
-                      "each method against the KD ladder at matched cost, with 95 % intervals: "
-                      f"[`grid_matched.md`]({rel}/tables/grid_matched.md); the claims per cell with 95 % intervals: "
+                      "each method's anytime area against the KD ladder's over the cost range the two share: "
+                      f"[`grid_area.md`]({rel}/tables/grid_area.md); the claims per cell with 95 % intervals: "
                       f"[`grid_claims.md`]({rel}/tables/grid_claims.md). The "
                       "earlier `cpu` suite's comparison, whose methods learned from different data and budgets, "
                       f"stays in [`reports/README.md`]({rel}/README.md) for the record."]

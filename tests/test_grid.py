@@ -2,6 +2,7 @@
 KD ladder over the shared range, winners among trained points only, claims from per-seed paired differences with
 95 % intervals; and the grid-only method settings run end to end."""
 import dataclasses
+import itertools
 import math
 import statistics
 from collections import Counter
@@ -47,6 +48,13 @@ def test_grid_tables(minigrid, tmp_path):
     assert text.startswith(document.GRID_PROTOCOL) and "/figures/grid_anytime.png)" in text
     assert all(f"{name}." in text for name in ("grid_area", "grid_matched", "grid_winners"))
     assert "crossmethod_area" not in text
+    # its matched table: each verdict with how sure it is, on FLOPs (the other axes linked)
+    below = text.splitlines()[next(i for i, line in enumerate(text.splitlines()) if "grid_matched.csv" in line) + 2:]
+    matched = list(itertools.takewhile(lambda line: line.startswith("|"), below))
+    assert all(c in matched[0] for c in ("difference (pts)", "95% interval", "reading"))
+    assert "cost axis" not in matched[0] and "timing 95%" not in matched[0]
+    assert len(matched) - 2 == (pd.read_csv(tmp_path / "tables" / "grid_matched.csv")["cost axis"]
+                                == document.HEADLINE_AXIS).sum()
     points = pd.read_csv(tmp_path / "tables" / "grid_points.csv")
     kd = points[points.method == "KD"]
     assert len(kd) == 2 and set(kd["student kwargs"].fillna("")) == {"", '{"widths": [4, 4, 8, 8, 8]}'}

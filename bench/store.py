@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError, storage_error
@@ -117,10 +117,13 @@ class Record:
     spec: dict
     metrics: dict
     files: dict  # record.json's manifest: file name -> {"sha256", "bytes"}
+    _env: dict | None = field(default=None, repr=False, compare=False)  # env.json, read once
 
     def env(self) -> dict:
         """The environment the record was written in (``env.json``)."""
-        return json.loads((self.path / "env.json").read_text())
+        if self._env is None:
+            self._env = json.loads((self.path / "env.json").read_text())
+        return self._env
 
     def log(self) -> list[dict]:
         """The run's per-epoch log (``log.jsonl``), one dict per row."""

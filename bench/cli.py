@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "time (HH:MM local, the nearest: at most 12 h ahead, and one just passed has passed) or "
                         "this many minutes from now (+MIN), so a machine lent for a while is not left with runs cut "
                         "off half-way; runs not started are listed")
+    p.add_argument("--leave-held", action="store_true",
+                   help="local: leave a run another runner holds to it and end when only such runs are left, instead "
+                        "of waiting for them; for runners walking the same list one part after another (e.g. one "
+                        "per core, --only family=A then family=B), so none idles on a run another is training")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--data-root", default=None, help="folder of hub-layout datasets (default: $PROGBENCH_DATA)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -278,7 +282,8 @@ def _finish(outcome, what: str, resumes: str = "`progbench run` resumes them") -
     print(f"{what}: {len(outcome.trained)} run(s) trained in {outcome.minutes:.1f} min, {len(outcome.cached)} "
           f"cached" + (f", {len(outcome.failed)} failed" if outcome.failed else "")
           + (f", {len(outcome.skipped)} skipped (teacher failed)" if outcome.skipped else "")
-          + (f", {len(outcome.deferred)} not started (they would end after --until)" if outcome.deferred else ""))
+          + (f", {len(outcome.deferred)} not started (they would end after --until)" if outcome.deferred else "")
+          + (f", {len(outcome.left)} left to the runners holding them" if outcome.left else ""))
     for message in outcome.failed.values():
         print(f"progbench: run failed: {message}", file=sys.stderr)
     if outcome.interrupted:
@@ -310,7 +315,8 @@ def cmd_run(args) -> int:
                       file=sys.stderr)
             return 1 if bad else 0
         return 0
-    return _finish(train_missing(suite, rt, args.only, strict=args.strict, deadline=args.until), f"suite {suite.name}")
+    return _finish(train_missing(suite, rt, args.only, strict=args.strict, deadline=args.until,
+                                 leave_held=args.leave_held), f"suite {suite.name}")
 
 
 def cmd_status(args) -> int:

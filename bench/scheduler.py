@@ -4,7 +4,10 @@ plain ``progbench run``) goes through.
 A runner takes the first run, teachers first, that is not done, whose teacher's record is written and which nobody
 holds: it claims the run with a lease (``progbench.lease``), trains it (resuming its checkpoint) and releases the lease.
 Runs held by others are skipped; runs waiting for a teacher another runner trains are revisited every few seconds,
-so a student starts as soon as its teacher's record lands. A run that fails leaves ``work/failed.json`` (what
+so a student starts as soon as its teacher's record lands. A held run is waited for too (the runner ends when the
+runs are done, and takes over one whose holder died), unless the runner leaves held runs to their holders: then it
+ends once every run left is held, so runners walking the same list one part after another (one per core, a cell at a
+time) never idle on a run another is training. A run that fails leaves ``work/failed.json`` (what
 happened, the log), is not retried by this session, and its students are skipped; a later session tries it again.
 """
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)  # run id -> one line
     skipped: dict[str, str] = field(default_factory=dict)  # run id -> why (its teacher failed)
     deferred: dict[str, str] = field(default_factory=dict)  # run id -> why not started (it would end too late)
+    left: dict[str, str] = field(default_factory=dict)  # run id -> who holds it (left to its holder)
     interrupted: bool = False
     minutes: float = 0.0
 
@@ -86,11 +90,12 @@ def ordered(runs: list[RunSpec]) -> list[RunSpec]:
 def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], store: Store, session: str,
                  emit: Callable[[dict], None], stop: Callable[[], bool] = lambda: False,
                  log_path: Callable[[str], str | None] = lambda rid: None,
-                 too_late: Callable[[RunSpec], str | None] = lambda run: None) -> Outcome:
+                 too_late: Callable[[RunSpec], str | None] = lambda run: None, leave_held: bool = False) -> Outcome:
     """Claim and train runs until none is left that this runner can take; ``train(run, lease)`` trains one (it
     raises :class:`~progbench.train.Interrupted` when asked to stop, anything else is a failure of that run).
     ``too_late(run)`` says why a run must not start now (its estimate ends after a deadline; None: start it): it is
-    left for a later invocation, and, as time only moves on, not looked at again by this one."""
+    left for a later invocation, and, as time only moves on, not looked at again by this one. ``leave_held``: a run
+    another runner holds is left to it, not waited for."""
     from .train import Interrupted  # torch is imported only by runners that train
 
     out = Outcome()
@@ -134,6 +139,11 @@ def work_through(runs: list[RunSpec], train: Callable[[RunSpec, Lease], None], s
                 waiting = True
                 continue
             lease, note = Lease.acquire(store.leases, rid)
+            if lease is None and leave_held:
+                remaining.remove(run)
+                out.left[rid] = note
+                emit({"event": "left", "run": rid, "why": note})
+                continue
             if lease is None:
                 waiting = True
                 if rid not in announced:

@@ -94,6 +94,29 @@ def test_until_starts_no_run_that_would_end_after_it(tmp_path, capsys):
     assert exited.value.code == 2 and "'25:00' is not HH:MM or +MINUTES" in capsys.readouterr().err
 
 
+def test_leave_held_leaves_a_run_another_runner_holds_and_ends(tmp_path, capsys):
+    """``--leave-held``: a runner walking the same list as another (one per core, a cell at a time) leaves the run the
+    other holds to it and ends once only such runs are left, instead of idling until it is done; a later invocation
+    trains it once its holder has let go."""
+    store = tmp_path / "results"
+    suite = load_suite(str(POOL))
+    held = next(r for r in suite.runs if not r.is_teacher)
+    claim, note = lease.Lease.acquire(Store(store).leases, held.run_id)  # another runner, as far as the store knows
+    assert claim is not None and note == "claimed"
+    try:
+        assert run_cli("run", str(POOL), "--results", str(store), "--no-progress", "--workers", "2",
+                       "--leave-held") == 0
+    finally:
+        claim.release()
+    out = capsys.readouterr().out
+    assert f"leaving {held.run_id} to its holder (held by " in out and "1 left to the runners holding them" in out
+    assert {r.run_id for r in Store(store).records()} == {r.run_id for r in suite.runs} - {held.run_id}
+    assert run_cli("run", str(POOL), "--results", str(store), "--no-progress", "--leave-held") == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) trained" in out and "left to" not in out
+    assert {r.run_id for r in Store(store).records()} == {r.run_id for r in suite.runs}
+
+
 def test_until_a_clock_time_is_the_nearest_one():
     """HH:MM is the nearest such time: one a minute ago has passed (a driver that hands one deadline to phase after
     phase starts nothing once it is past, not runs until tomorrow), one 3 h ahead is today's or tomorrow's, across

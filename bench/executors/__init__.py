@@ -6,10 +6,11 @@ import time
 
 
 def train_missing(suite, rt, only: str | None = None, write=print, strict: bool = False,
-                  deadline: float | None = None):
+                  deadline: float | None = None, leave_held: bool = False):
     """Train what the store lacks of the suite's selected runs with the local executor; returns the Outcome. Cached
     runs made with other code of their method are warned about (refused with ``strict``: ``progbench.preflight``).
-    With a ``deadline`` (a time.time()), no run starts whose estimated training would end after it."""
+    With a ``deadline`` (a time.time()), no run starts whose estimated training would end after it; with
+    ``leave_held``, a run another runner holds is left to it (:func:`~progbench.scheduler.work_through`)."""
     from ..preflight import guard
     from ..runner import plan
     from .local import default_workers, run_local
@@ -28,6 +29,6 @@ def train_missing(suite, rt, only: str | None = None, write=print, strict: bool 
         from ..scheduler import Outcome
         return Outcome(cached=[r.run_id for r in runs])
     t0 = time.perf_counter()
-    outcome = run_local(runs, rt, workers, todo, write, deadline)
+    outcome = run_local(runs, rt, workers, todo, write, deadline, leave_held)
     outcome.minutes = (time.perf_counter() - t0) / 60
     return outcome

@@ -34,6 +34,7 @@ class Job:
     session: str
     estimates: dict[str, float]  # run id -> the plan's estimated training minutes
     deadline: float | None = None  # start no run whose estimate ends after this time.time()
+    leave_held: bool = False  # a run another runner holds is left to it, not waited for
 
 
 def default_workers(runs: list[RunSpec], cores: int | None = None) -> int:
@@ -81,6 +82,8 @@ class Printer:
             self.write(self.summary())
         elif kind == "held" and not self.pool:
             self.write(f"{tag}{rid} is {ev['why']}; taking others")
+        elif kind == "left" and rid not in self.running and rid not in self.finished:
+            self.write(f"{tag}leaving {rid} to its holder ({ev['why']})")
         elif kind == "deferred" and rid not in self.finished:
             self.finished[rid] = kind
             self.write(f"{tag}not starting {rid}: {ev['why']}")
@@ -217,7 +220,7 @@ def _worker_main(number: int, job: Job, threads_hint: int, events, stop) -> None
     try:
         outcome = work_through(job.runs, train, store, job.session, emit, stop=stop.is_set,
                                log_path=lambda rid: str(store.logs / f"{rid}.log"),
-                               too_late=deadline_check(job.estimates, job.deadline))
+                               too_late=deadline_check(job.estimates, job.deadline), leave_held=job.leave_held)
     except UserError as exc:
         events.put({"event": "error", "worker": number, "message": str(exc)})
         outcome = Outcome()
@@ -258,9 +261,10 @@ class _output_to:
 
 
 def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float], write=print,
-              deadline: float | None = None) -> Outcome:
+              deadline: float | None = None, leave_held: bool = False) -> Outcome:
     """Train what the store lacks of ``runs`` with ``workers`` concurrent runners; returns what happened. With a
-    ``deadline`` (a time.time()), no run starts whose estimate would end after it."""
+    ``deadline`` (a time.time()), no run starts whose estimate would end after it; with ``leave_held``, a run another
+    runner holds (another invocation, or a worker of this one) is left to it."""
     session = new_session()
     # runs the plan found done stay done (records are never undone): only the others are verified and claimed again
     todo = [r for r in runs if r.run_id in estimates]
@@ -272,12 +276,12 @@ def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float]
         def train(run: RunSpec, lease) -> None:
             train_one(run, lease, rt, printer, None)
         outcome = work_through(todo, train, rt.store, session, printer,
-                               too_late=deadline_check(estimates, deadline))
+                               too_late=deadline_check(estimates, deadline), leave_held=leave_held)
         outcome.cached = done + outcome.cached
         return outcome
     ctx = mp.get_context("spawn")
     events, stop = ctx.Queue(), ctx.Event()
-    job = Job(todo, str(rt.store.root), str(rt.device), rt.data_root, session, estimates, deadline)
+    job = Job(todo, str(rt.store.root), str(rt.device), rt.data_root, session, estimates, deadline, leave_held)
     threads = max(r.task.threads for r in todo)
     procs = [ctx.Process(target=_worker_main, args=(k, job, threads, events, stop), name=f"progbench-worker-{k}")
              for k in range(1, workers + 1)]
@@ -313,6 +317,7 @@ def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float]
             outcome.failed.update(got["failed"])
             outcome.skipped.update(got["skipped"])
             outcome.deferred.update(got["deferred"])
+            outcome.left.update(got["left"])
             outcome.interrupted |= got["interrupted"]
             outcome.cached = sorted(set(outcome.cached) | set(got["cached"]))
             continue
@@ -323,4 +328,6 @@ def run_local(runs: list[RunSpec], rt, workers: int, estimates: dict[str, float]
         raise UserError(error)
     outcome.interrupted |= stop.is_set() or interrupts > 0
     outcome.cached = done + [r for r in outcome.cached if r not in outcome.trained]
+    ours = set(outcome.trained) | set(outcome.failed) | set(outcome.cached)  # a worker of this one trained it
+    outcome.left = {rid: why for rid, why in outcome.left.items() if rid not in ours}
     return outcome

@@ -7,7 +7,9 @@ FLOPs, a tiny multi-phase one's mostly each phase's setup. ``a``, ``b`` and ``c`
 negative) to the wall-clock of finished runs, per machine kind (CPU model, or GPU name),
 precision and threads per run, so validation and the methods' own passes are in them as they are in the time a run
 takes. They come from, in order: finished runs in the store made on this machine kind; the table shipped with the
-suite (``rates.csv``, fitted on the committed store by ``progbench calibrate``); a default, said to be
+suite (``rates.csv``, fitted on the committed store by ``progbench calibrate``); the slowest machine of the same
+device kind (CPU or GPU) in that table, said to be another machine's (a fresh cloud machine is often a CPU model
+nobody measured, and a guess far too fast starts runs ``run --until`` should have held back); a default, said to be
 uncalibrated. Another thread count's coefficients are scaled in proportion (pessimistic: on the 2-core machine two
 1-thread runs train 1.2-1.7x one 2-thread run).
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 DEFAULT = (1 / 2e11, 0.0, 0.0)  # uncalibrated (s per FLOP, per image, per phase): cpu presets, 2 threads, AMX bf16
 TABLE = "rates.csv"
-COLUMNS = ("machine", "precision", "threads", "s_per_tflop", "ms_per_image", "s_per_phase", "runs")
+COLUMNS = ("machine", "device", "precision", "threads", "s_per_tflop", "ms_per_image", "s_per_phase", "runs")
 
 
 def this_machine(device: str = "cpu") -> str:
@@ -96,13 +98,32 @@ def measured(records: list, machine: str) -> dict[tuple, tuple[float, float, flo
     return {k: (*fit(*zip(*v)), len(v)) for k, v in groups.items()}
 
 
-def shipped(machine: str, path: str | Path | None = None) -> dict[tuple, tuple[float, float, int]]:
-    """The shipped table's rows for ``machine``."""
+def _table(path: str | Path | None = None) -> list[dict]:
     text = Path(path).read_text() if path else (resources.files("progbench") / TABLE).read_text()
-    rows = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
-    return {(r["precision"], int(r["threads"])): (float(r["s_per_tflop"]) / 1e12, float(r["ms_per_image"]) / 1e3,
-                                                  float(r["s_per_phase"]), int(r["runs"]))
-            for r in rows if r["machine"] == machine}
+    return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
+
+
+def _coefficients(row: dict) -> tuple[float, float, float, int]:
+    return (float(row["s_per_tflop"]) / 1e12, float(row["ms_per_image"]) / 1e3, float(row["s_per_phase"]),
+            int(row["runs"]))
+
+
+def shipped(machine: str, path: str | Path | None = None) -> dict[tuple, tuple[float, float, float, int]]:
+    """The shipped table's rows for ``machine``."""
+    return {(r["precision"], int(r["threads"])): _coefficients(r) for r in _table(path) if r["machine"] == machine}
+
+
+def slowest_other(machine: str, device: str, path: str | Path | None = None) -> dict[tuple, tuple]:
+    """(precision, threads) -> (s per FLOP, per image, per phase, runs, machine) of the slowest other machine of the
+    same device kind in the shipped table (most seconds per FLOP): what a machine nobody measured borrows."""
+    found: dict[tuple, tuple] = {}
+    for r in _table(path):
+        if r["machine"] == machine or r.get("device", "cpu") != device:
+            continue
+        key, rates = (r["precision"], int(r["threads"])), (*_coefficients(r), r["machine"])
+        if key not in found or rates[0] > found[key][0]:
+            found[key] = rates
+    return found
 
 
 @dataclass
@@ -110,12 +131,14 @@ class Rates:
     machine: str
     store: dict = field(default_factory=dict)  # (precision, threads) -> (s per FLOP, per image, per phase, runs)
     table: dict = field(default_factory=dict)
-    used: set = field(default_factory=set)  # which sources answered: "store", "table", "default"
+    other: dict = field(default_factory=dict)  # (precision, threads) -> (..., runs, machine): :func:`slowest_other`
+    used: set = field(default_factory=set)  # which sources answered: "store", "table", "other", "default"
 
     @classmethod
     def for_store(cls, records: list, device: str = "cpu", table: str | Path | None = None) -> Rates:
         machine = this_machine(device)
-        return cls(machine, measured(records, machine), shipped(machine, table))
+        return cls(machine, measured(records, machine), shipped(machine, table),
+                   slowest_other(machine, "cuda" if device == "cuda" else "cpu", table))
 
     def coefficients(self, precision: str, threads: int) -> tuple[float, float, float]:
         for source, known in (("store", self.store), ("table", self.table)):
@@ -128,6 +151,11 @@ class Rates:
                 t, (a, b, c, _) = others[-1]
                 self.used.add(source)
                 return a * t / threads, b * t / threads, c
+        others = sorted((t, v) for (p, t), v in self.other.items() if p == precision)
+        if others:  # another machine's: at these threads, else another thread count's scaled in proportion
+            t, (a, b, c) = next(((t, v[:3]) for t, v in others if t == threads), (others[-1][0], others[-1][1][:3]))
+            self.used.add("other")
+            return a * t / threads, b * t / threads, c
         self.used.add("default")
         return DEFAULT[0] * 2 / threads, DEFAULT[1], DEFAULT[2]
 
@@ -142,6 +170,11 @@ class Rates:
         if "table" in self.used:
             parts.append(f"the shipped rates table ({sum(v[3] for v in self.table.values())} runs)")
         said = f"fitted on {self.machine} to " + " and ".join(parts) if parts else ""
+        if "other" in self.used:
+            borrowed = sorted({v[4] for v in self.other.values()})
+            said += ("; " if said else "") + (f"nothing measured on {self.machine} at a run's precision: the rates of "
+                                             f"{' and '.join(borrowed)} (the slowest such machine in the shipped "
+                                             f"table) until finished runs here calibrate it")
         if "default" in self.used:
             said += ("; " if said else "") + (f"nothing is known of {self.machine}: an uncalibrated default of "
                                              f"{1 / DEFAULT[0] / 1e9:.0f} GFLOP/s at 2 threads (finished runs "
@@ -152,9 +185,10 @@ class Rates:
 def table_rows(records: list) -> list[dict]:
     """The rates table from a store: one row per machine kind, precision and threads."""
     rows = []
-    for machine in sorted({machine_of(r.env()) for r in records}):
+    devices = {machine_of(r.env()): "cuda" if r.env().get("device") == "cuda" else "cpu" for r in records}
+    for machine in sorted(devices):
         for (precision, threads), (a, b, c, runs) in sorted(measured(records, machine).items()):
-            rows.append({"machine": machine, "precision": precision, "threads": threads,
+            rows.append({"machine": machine, "device": devices[machine], "precision": precision, "threads": threads,
                          "s_per_tflop": f"{a * 1e12:.4g}", "ms_per_image": f"{b * 1e3:.4g}",
                          "s_per_phase": f"{c:.4g}", "runs": runs})
     return rows

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from progbench.rates import Rates, machine_of, measured, shipped
 from progbench.runner import estimate_seconds
 from progbench.store import Store
@@ -55,6 +57,28 @@ def test_the_shipped_table_is_the_committed_stores_rates():
     machine = machine_of(store.get(load_suite("cpu").runs[0].run_id).env())
     table = shipped(machine)
     assert table and {k: v[3] for k, v in table.items()} == {k: v[3] for k, v in measured(records, machine).items()}
+
+
+def test_a_cpu_nobody_measured_borrows_the_slowest_measured_cpus_rates(tmp_path):
+    """A fresh machine is often a CPU model no run was made on: it is estimated at the slowest CPU of the shipped table
+    (never a GPU's), said so, rather than at a default far too fast for ``run --until``."""
+    from progbench.rates import COLUMNS, slowest_other
+    table = tmp_path / "rates.csv"
+    table.write_text("# test\n" + ",".join(COLUMNS) + "\n" + "\n".join([
+        "fast cpu,cpu,fp32,1,10,0,0,5", "slow cpu,cpu,fp32,1,30,0.5,2,7", "a gpu,cuda,fp32,1,0.2,0,60,3",
+        "slow cpu,cpu,bf16,2,4,0,0,2"]) + "\n")
+    machine = "a cpu nobody measured"
+    rates = Rates(machine, {}, shipped(machine, table), slowest_other(machine, "cpu", table))
+    assert rates.seconds("fp32", 1, 1e12, 1e4, phases=1) == pytest.approx(30 + 0.5e-3 * 1e4 + 2)
+    assert rates.seconds("fp32", 2, 1e12, 0, phases=0) == pytest.approx(15)  # another thread count: in proportion
+    assert rates.used == {"other"} and "the rates of slow cpu" in rates.describe()
+    assert "uncalibrated" not in rates.describe()
+    gpu = Rates("another gpu", {}, {}, slowest_other("another gpu", "cuda", table))
+    assert gpu.seconds("fp32", 1, 1e12, 0, phases=1) == pytest.approx(0.2 + 60)
+    assert Rates(machine, {}, {}, slowest_other(machine, "cpu", table)).seconds("fp16", 1, 1e12, 0) > 0
+    # a machine the table has keeps its own rates
+    slow = Rates("slow cpu", {}, shipped("slow cpu", table), slowest_other("slow cpu", "cpu", table))
+    assert slow.seconds("fp32", 1, 1e12, 0, phases=0) == pytest.approx(30) and slow.used == {"table"}
 
 
 def test_an_unknown_machine_gets_a_default_said_to_be_uncalibrated():
